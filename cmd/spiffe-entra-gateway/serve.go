@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
+)
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run a development gateway on embedded defaults (development CA, development Workload API, seeded directory); never for production")
+	dataDir := fs.String("data-dir", "./data", "directory for the gateway's state")
+	entraAddr := fs.String("entra-addr", "127.0.0.1:8443", "address of the Entra endpoint")
+	oidcAddr := fs.String("oidc-addr", "127.0.0.1:8444", "address of the OIDC discovery provider")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if !*dev {
+		fmt.Fprintln(stderr, "serve: only --dev is available in this version: run 'spiffe-entra-gateway serve --dev'")
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := gateway.NewDev(ctx, gateway.DevOptions{DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	printDevInfo(stdout, d.Info)
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func printDevInfo(w io.Writer, i gateway.DevInfo) {
+	fmt.Fprintf(w, `spiffe-entra-gateway development mode: not for production.
+
+  Entra endpoint (authority host)  %s
+  OIDC issuer                      %s
+  Workload API                     %s
+  Tenant id                        %s
+  Client id                        %s
+  Scope                            %s
+  CA to trust                      %s
+
+Load the environment for the Azure SDKs and SPIFFE tools:
+  . %s
+Then, for example:
+  spiffe-entra-gateway token --exchange "$AZURE_AUTHORITY_HOST" --tenant "$AZURE_TENANT_ID" --client-id "$AZURE_CLIENT_ID" --scope "$GATEWAY_DEV_SCOPE"
+Azure SDK clients must disable instance discovery (DisableInstanceDiscovery / disableInstanceDiscovery: true).
+`, i.AuthorityHost, i.Issuer, i.WorkloadSocket, i.TenantID, i.ClientID, i.Scope, i.CAFile, i.EnvFile)
+}

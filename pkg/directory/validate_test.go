@@ -1,0 +1,80 @@
+package directory
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+)
+
+func validFIC() store.FederatedCredential {
+	return store.FederatedCredential{
+		Name: "workload-1", Issuer: "https://oidc.example.org", Subject: "spiffe://example.org/ns/a/sa/b",
+		Audiences: []string{TokenExchangeAudience},
+	}
+}
+
+func noExpressions(string) error { return errors.New("expressions are not parsed in this test") }
+
+func TestValidateFederatedCredential(t *testing.T) {
+	long := strings.Repeat("x", 601)
+	for _, tc := range []struct {
+		name  string
+		edit  func(*store.FederatedCredential)
+		field string
+		rule  Rule
+	}{
+		{"valid", func(*store.FederatedCredential) {}, "", ""},
+		{"name of 3", func(c *store.FederatedCredential) { c.Name = "a-1" }, "", ""},
+		{"name of 120", func(c *store.FederatedCredential) { c.Name = "a" + strings.Repeat("_", 119) }, "", ""},
+		{"name of 2", func(c *store.FederatedCredential) { c.Name = "ab" }, "name", RuleName},
+		{"name of 121", func(c *store.FederatedCredential) { c.Name = strings.Repeat("a", 121) }, "name", RuleName},
+		{"name starting with a dash", func(c *store.FederatedCredential) { c.Name = "-abc" }, "name", RuleName},
+		{"name with a slash", func(c *store.FederatedCredential) { c.Name = "abc/def" }, "name", RuleName},
+		{"name with a dot", func(c *store.FederatedCredential) { c.Name = "abc.def" }, "name", RuleName},
+		{"no issuer", func(c *store.FederatedCredential) { c.Issuer = "" }, "issuer", RuleRequired},
+		{"issuer of 601", func(c *store.FederatedCredential) { c.Issuer = long }, "issuer", RuleTooLong},
+		{"subject of 601", func(c *store.FederatedCredential) { c.Subject = long }, "subject", RuleTooLong},
+		{"description of 601", func(c *store.FederatedCredential) { c.Description = long }, "description", RuleTooLong},
+		{"description of 600", func(c *store.FederatedCredential) { c.Description = long[:600] }, "", ""},
+		{"no audience", func(c *store.FederatedCredential) { c.Audiences = nil }, "audiences", RuleAudienceCount},
+		{"two audiences", func(c *store.FederatedCredential) { c.Audiences = []string{"a", "b"} }, "audiences", RuleAudienceCount},
+		{"empty audience", func(c *store.FederatedCredential) { c.Audiences = []string{""} }, "audiences", RuleRequired},
+		{"audience of 601", func(c *store.FederatedCredential) { c.Audiences = []string{long} }, "audiences", RuleTooLong},
+		{"subject and expression", func(c *store.FederatedCredential) { c.ClaimsMatchingExpression = "claims['sub'] eq 'x'" }, "subject", RuleSubjectOrClaims},
+		{"neither subject nor expression", func(c *store.FederatedCredential) { c.Subject = "" }, "subject", RuleSubjectOrClaims},
+		{"bad expression", func(c *store.FederatedCredential) { c.Subject, c.ClaimsMatchingExpression = "", "claims[" }, "claimsMatchingExpression", RuleExpression},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validFIC()
+			tc.edit(&c)
+			err := ValidateFederatedCredential(c, noExpressions)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || fe.Rule != tc.rule || fe.Message == "" {
+				t.Fatalf("err = %#v, want field %q rule %q", err, tc.field, tc.rule)
+			}
+		})
+	}
+}
+
+func TestNameIsImmutable(t *testing.T) {
+	old := validFIC()
+	c := old
+	c.Name = "renamed"
+	var fe *FieldError
+	if err := ValidateFederatedCredentialUpdate(old, c, noExpressions); !errors.As(err, &fe) || fe.Rule != RuleNameImmutable {
+		t.Fatalf("err = %v, want the name to be immutable", err)
+	}
+	c = old
+	c.Subject = "spiffe://example.org/other"
+	if err := ValidateFederatedCredentialUpdate(old, c, noExpressions); err != nil {
+		t.Fatalf("a subject change was refused: %v", err)
+	}
+}

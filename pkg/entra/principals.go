@@ -1,0 +1,139 @@
+package entra
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+)
+
+// Each resolver returns either the object, an Entra error for the caller,
+// or a backend error (answered with 503).
+
+// resolveTenant finds a tenant by id or by verified domain.
+func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, *aadsts.Error, error) {
+	var t store.Tenant
+	var err error
+	if _, perr := uuid.Parse(name); perr == nil {
+		t, err = s.store.GetTenant(ctx, strings.ToLower(name))
+	} else {
+		t, err = s.store.GetTenantByDomain(ctx, strings.ToLower(name))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return t, aadsts.New(aadsts.TenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", name), nil
+	}
+	return t, nil, err
+}
+
+// client is the principal a token request authenticates: an application or
+// a user-assigned managed identity.
+type client struct {
+	AppID string
+	// OwnerID owns the client's credentials: the application's object id
+	// or the managed identity's principal id.
+	OwnerID string
+	// PrincipalID is the service principal's object id, the token's oid.
+	PrincipalID string
+	// Application is false for a managed identity, which has no secrets.
+	Application bool
+}
+
+func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, *aadsts.Error, error) {
+	app, err := s.store.GetApplicationByAppID(ctx, t.ID, clientID)
+	if err == nil {
+		sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, clientID)
+		if errors.Is(err, store.ErrNotFound) {
+			return client{}, notFoundApp(clientID, t), nil
+		}
+		if err != nil {
+			return client{}, nil, err
+		}
+		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true}, nil, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return client{}, nil, err
+	}
+	mi, err := s.store.GetManagedIdentityByClientID(ctx, t.ID, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return client{}, notFoundApp(clientID, t), nil
+	}
+	if err != nil {
+		return client{}, nil, err
+	}
+	return client{AppID: mi.ClientID, OwnerID: mi.PrincipalID, PrincipalID: mi.PrincipalID}, nil, nil
+}
+
+func notFoundApp(clientID string, t store.Tenant) *aadsts.Error {
+	return aadsts.New(aadsts.ApplicationNotFound, "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tenantName(t))
+}
+
+func tenantName(t store.Tenant) string {
+	if t.DisplayName != "" {
+		return t.DisplayName
+	}
+	return t.ID
+}
+
+// resource is the API a token is for.
+type resource struct {
+	App         store.Application
+	PrincipalID string
+}
+
+// resolveResource finds the resource app by identifier URI or by appId (with
+// or without an api:// prefix), as Entra accepts either.
+func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, *aadsts.Error, error) {
+	app, err := s.store.GetApplicationByIdentifierURI(ctx, t.ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		if id := strings.TrimPrefix(name, "api://"); isGUID(id) {
+			app, err = s.store.GetApplicationByAppID(ctx, t.ID, strings.ToLower(id))
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return resource{}, resourceNotFound(name, t), nil
+	}
+	if err != nil {
+		return resource{}, nil, err
+	}
+	sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, app.AppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return resource{}, resourceNotFound(name, t), nil
+	}
+	if err != nil {
+		return resource{}, nil, err
+	}
+	return resource{App: app, PrincipalID: sp.ObjectID}, nil, nil
+}
+
+func resourceNotFound(name string, t store.Tenant) *aadsts.Error {
+	return aadsts.New(aadsts.ResourceNotFound, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", name, tenantName(t))
+}
+
+func isGUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// roles returns the values of res's app roles granted to principalID.
+func (s *Server) roles(ctx context.Context, principalID string, res resource) ([]string, error) {
+	assignments, err := s.store.ListAppRoleAssignments(ctx, principalID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range assignments {
+		if a.ResourceID != res.PrincipalID {
+			continue
+		}
+		for _, role := range res.App.AppRoles {
+			if role.ID == a.AppRoleID && role.IsEnabled {
+				out = append(out, role.Value)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+// Package entra serves the gateway's Entra ID surface: OpenID discovery,
+// signing keys and the token endpoint, shaped like Entra's so that unmodified
+// Azure SDKs and MSAL work against it.
+package entra
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+)
+
+// AssertionVerifier decides whether a federated assertion stands in for a
+// client's secret; *federation.Verifier is the implementation.
+type AssertionVerifier interface {
+	Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*federation.Match, *aadsts.Error)
+}
+
+// TokenSigner signs access tokens and publishes the keys that verify them;
+// *signer.Signer is the implementation.
+type TokenSigner interface {
+	Sign(payload []byte, withX5T bool) (string, error)
+	PublicKeysJSON() []byte
+}
+
+// Server is the Entra endpoint.
+type Server struct {
+	store    store.Store
+	verifier AssertionVerifier
+	signer   TokenSigner
+	opts     options
+}
+
+type options struct {
+	now           func() time.Time
+	logger        *slog.Logger
+	tokenLifetime time.Duration
+	maxBody       int64
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithTokenLifetime sets how long access tokens are valid (default one hour,
+// as Entra's app-only tokens to registered APIs).
+func WithTokenLifetime(d time.Duration) Option { return func(o *options) { o.tokenLifetime = d } }
+
+// New returns the Entra endpoint over s.
+func New(s store.Store, v AssertionVerifier, sg TokenSigner, opts ...Option) *Server {
+	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), tokenLifetime: time.Hour, maxBody: 64 << 10}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Server{store: s, verifier: v, signer: sg, opts: o}
+}
+
+// Handler returns the HTTP routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.discovery(2))
+	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.discovery(1))
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.keys)
+	mux.HandleFunc("GET /{tenant}/discovery/keys", s.keys)
+	mux.HandleFunc("GET /common/discovery/instance", s.instanceDiscovery)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token(2))
+	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token(1))
+	return mux
+}
+
+// fail writes e, logging it without any request secret.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *aadsts.Error) {
+	s.opts.logger.Info("token request refused", "path", r.URL.Path, "code", e.Code, "error", e.OAuth)
+	aadsts.Write(w, r, e, s.opts.now())
+}
+
+// unavailable answers a failure of the store or the signer with Entra's
+// 503, which the SDKs retry.
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	s.opts.logger.Error("token endpoint backend failure", "path", r.URL.Path, "error", err)
+	e := aadsts.New(aadsts.ServiceUnavailable, "A transient error has occurred. Please try again.")
+	e.RetryAfter = 5 * time.Second
+	aadsts.Write(w, r, e, s.opts.now())
+}

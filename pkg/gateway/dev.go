@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+)
+
+// DevOptions configure a development gateway.
+type DevOptions struct {
+	DataDir   string // state: database, keys, certificates, dev.env
+	EntraAddr string // host:port of the Entra endpoint
+	OIDCAddr  string // host:port of the OIDC discovery provider
+	// SPIFFEID is the identity the development Workload API gives every
+	// caller (default spiffe://example.org/dev/workload).
+	SPIFFEID string
+	Logger   *slog.Logger
+}
+
+// DevTrustDomain is the development Workload API's trust domain.
+var DevTrustDomain = spiffeid.RequireTrustDomainFromString("example.org")
+
+// DevInfo is what a developer needs to use a development gateway.
+type DevInfo struct {
+	directory.DevSeed
+	AuthorityHost  string // https://localhost:<entra port>
+	Issuer         string // https://localhost:<oidc port>
+	WorkloadSocket string // unix:///.../workload.sock
+	CAFile         string
+	EnvFile        string
+	SecretFile     string
+}
+
+// Dev is a development gateway: every part of the gateway on embedded
+// defaults, with a development Workload API standing in for a SPIRE agent.
+type Dev struct {
+	Info DevInfo
+
+	opts      DevOptions
+	store     store.Store
+	workload  *devworkload.Server
+	keys      keysource.Source
+	cert      tls.Certificate
+	entra     Listener
+	oidc      Listener
+	workloadL net.Listener
+}
+
+// NewDev prepares a development gateway: it creates or reuses the state in
+// opts.DataDir and binds the listeners, so that the returned Info holds the
+// real ports even when the addresses asked for port 0.
+func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SPIFFEID == "" {
+		opts.SPIFFEID = "spiffe://example.org/dev/workload"
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %q: %w", opts.DataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s cannot be created: %w", dir, err)
+	}
+	if err := checkWritable(dir); err != nil {
+		return nil, err
+	}
+	d := &Dev{opts: opts}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	now := time.Now()
+
+	paths, cert, err := devcert.Ensure(filepath.Join(dir, "tls"), now)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := devcert.Pool(paths)
+	if err != nil {
+		return nil, err
+	}
+	d.cert = cert
+
+	oidcLn, err := net.Listen("tcp", opts.OIDCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("OIDC listener on %s: %w", opts.OIDCAddr, err)
+	}
+	d.oidc.Net = oidcLn
+	entraLn, err := net.Listen("tcp", opts.EntraAddr)
+	if err != nil {
+		return nil, fmt.Errorf("Entra listener on %s: %w", opts.EntraAddr, err)
+	}
+	d.entra.Net = entraLn
+	issuer := "https://localhost:" + port(oidcLn)
+	authority := "https://localhost:" + port(entraLn)
+
+	d.store, err = sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
+	if err != nil {
+		return nil, err
+	}
+
+	sock := filepath.Join(dir, "workload.sock")
+	d.workload, err = devworkload.New(
+		devworkload.WithKeyDir(filepath.Join(dir, "workload")),
+		devworkload.WithTrustDomain(DevTrustDomain),
+		devworkload.WithSPIFFEID(opts.SPIFFEID),
+		devworkload.WithIssuer(issuer),
+		devworkload.WithLogger(opts.Logger.With("component", "dev-workload-api")),
+	)
+	if err != nil {
+		return nil, err
+	}
+	d.workloadL, err = devworkload.ListenUnix(sock)
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = d.workload.Serve(d.workloadL) }()
+	workloadAddr := "unix://" + sock
+
+	d.keys, err = keysource.NewWorkloadAPI(ctx, DevTrustDomain,
+		keysource.WithAddr(workloadAddr),
+		keysource.WithLogger(opts.Logger.With("component", "keysource")))
+	if err != nil {
+		return nil, err
+	}
+	provider, err := oidcprovider.New(d.keys,
+		oidcprovider.WithIssuer(issuer),
+		oidcprovider.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
+		oidcprovider.WithLogger(opts.Logger.With("component", "oidc")))
+	if err != nil {
+		return nil, err
+	}
+	d.oidc.Name, d.oidc.Handler = "oidc", provider
+
+	sg, err := signer.New(ctx, d.store, signer.Options{Logger: opts.Logger.With("component", "signer")})
+	if err != nil {
+		return nil, err
+	}
+	meta := issuermeta.New(issuermeta.WithRootCAs(pool), issuermeta.WithLogger(opts.Logger.With("component", "issuermeta")))
+	verifier := federation.NewVerifier(meta, federation.WithLogger(opts.Logger.With("component", "federation")))
+
+	secretFile := filepath.Join(dir, "dev-client-secret")
+	seed, err := directory.EnsureDevSeed(ctx, d.store, directory.DevSeedParams{Issuer: issuer, Subject: opts.SPIFFEID, SecretFile: secretFile}, now)
+	if err != nil {
+		return nil, err
+	}
+	ent := entra.New(d.store, verifier, sg, entra.WithLogger(opts.Logger.With("component", "entra")))
+	d.entra.Name, d.entra.Handler = "entra", ent.Handler()
+
+	d.Info = DevInfo{
+		DevSeed: seed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
+		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile,
+	}
+	if err := writeDevEnv(d.Info); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func port(l net.Listener) string {
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// checkWritable fails early, naming the directory, when state cannot be
+// written there.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Run serves until ctx ends, then releases everything.
+func (d *Dev) Run(ctx context.Context) error {
+	defer d.close()
+	return serveTLS(ctx, tlsConfig(d.cert), d.opts.Logger, d.entra, d.oidc)
+}
+
+func (d *Dev) close() {
+	var errs []error
+	if d.keys != nil {
+		errs = append(errs, d.keys.Close())
+	}
+	if d.workload != nil {
+		d.workload.Stop()
+	}
+	for _, l := range []net.Listener{d.entra.Net, d.oidc.Net} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		d.opts.Logger.Warn("closing the development gateway", "error", err)
+	}
+}

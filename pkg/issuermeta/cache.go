@@ -1,0 +1,331 @@
+// Package issuermeta fetches and caches external OIDC issuers' discovery
+// documents and signing keys, for checking federated assertions.
+//
+// The cache does not decide which issuers it fetches: the federation
+// verifier only asks for an issuer after it matched one of the client's
+// stored federated credentials, so an unauthenticated caller can never make
+// the gateway fetch a URL of its choosing.
+package issuermeta
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+)
+
+// Errors of Key, tested with errors.Is.
+var (
+	// ErrUnavailable means the issuer's metadata could not be fetched and
+	// no usable copy is cached.
+	ErrUnavailable = errors.New("issuer metadata unavailable")
+	// ErrKeyNotFound means the issuer's JWKS has no usable key with the kid.
+	ErrKeyNotFound = errors.New("signing key not found in the issuer's JWKS")
+)
+
+// maxKeys is how many keys of a JWKS Entra reads.
+const maxKeys = 100
+
+// Cache holds issuer metadata.
+type Cache struct {
+	opts   options
+	client *http.Client
+	group  singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	warned  map[string]bool // issuer+kid reported for a missing use
+}
+
+type entry struct {
+	keys        map[string]jose.JSONWebKey
+	fetched     time.Time
+	lastRefresh time.Time // last refresh for an unknown kid
+}
+
+type options struct {
+	ttl, grace, minRefresh, timeout time.Duration
+	maxBytes                        int64
+	roots                           *x509.CertPool
+	insecureSchemes                 bool
+	requireUseSig                   bool
+	now                             func() time.Time
+	logger                          *slog.Logger
+}
+
+// Option configures a Cache.
+type Option func(*options)
+
+// WithTTL sets how long metadata is used before it is fetched again
+// (default ten minutes).
+func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
+
+// WithGrace sets how long past its TTL metadata is still used while the
+// issuer cannot be reached (default one hour).
+func WithGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// WithMinRefresh sets the least time between two refreshes of one issuer's
+// JWKS for unknown kids (default ten seconds).
+func WithMinRefresh(d time.Duration) Option { return func(o *options) { o.minRefresh = d } }
+
+// WithTimeout bounds each fetch (default five seconds).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithMaxBytes bounds each response (default 1 MiB).
+func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+
+// WithRootCAs trusts roots instead of the system's.
+func WithRootCAs(roots *x509.CertPool) Option { return func(o *options) { o.roots = roots } }
+
+// WithInsecureSchemes allows http issuers, for tests and development only.
+func WithInsecureSchemes() Option { return func(o *options) { o.insecureSchemes = true } }
+
+// WithRequireUseSig ignores keys without use "sig", as older Entra did.
+func WithRequireUseSig() Option { return func(o *options) { o.requireUseSig = true } }
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns an empty cache.
+func New(opts ...Option) *Cache {
+	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: 5 * time.Second,
+		maxBytes: 1 << 20, now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Cache{opts: o, entries: map[string]*entry{}, warned: map[string]bool{}}
+	c.client = c.newClient()
+	return c
+}
+
+func (c *Cache) newClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: c.opts.roots, MinVersion: tls.VersionTLS12}
+	tr.Proxy = nil // the issuer is fetched directly, never through an environment proxy
+	return &http.Client{
+		Transport: limited{tr, c.opts.maxBytes},
+		Timeout:   c.opts.timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Host != via[0].URL.Host || (req.URL.Scheme != "https" && !c.opts.insecureSchemes) {
+				return fmt.Errorf("redirect from %s to %s leaves the issuer's host", via[0].URL, req.URL)
+			}
+			return nil
+		},
+	}
+}
+
+// limited fails a response whose body exceeds max bytes.
+type limited struct {
+	rt  http.RoundTripper
+	max int64
+}
+
+func (l limited) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &capped{rc: resp.Body, left: l.max, url: r.URL.String()}
+	return resp, nil
+}
+
+type capped struct {
+	rc   io.ReadCloser
+	left int64
+	url  string
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("response from %s is larger than the limit", c.url)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.rc.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capped) Close() error { return c.rc.Close() }
+
+// Key returns issuer's public key with kid.
+func (c *Cache) Key(ctx context.Context, issuer, kid string) (*jose.JSONWebKey, error) {
+	now := c.opts.now()
+	e := c.entry(issuer)
+	if e == nil || now.Sub(e.fetched) > c.opts.ttl {
+		fresh, err := c.fetch(ctx, issuer)
+		switch {
+		case err == nil:
+			e = fresh
+		case e != nil && now.Sub(e.fetched) <= c.opts.ttl+c.opts.grace:
+			c.opts.logger.Warn("issuer unreachable; using its last metadata", "issuer", issuer, "fetched", e.fetched, "error", err)
+		default:
+			return nil, err
+		}
+	}
+	if k, ok := e.keys[kid]; ok {
+		return &k, nil
+	}
+	if c.mayRefresh(issuer, now) {
+		if fresh, err := c.fetch(ctx, issuer); err == nil {
+			if k, ok := fresh.keys[kid]; ok {
+				return &k, nil
+			}
+		} else {
+			c.opts.logger.Warn("refreshing the issuer's keys for an unknown kid failed", "issuer", issuer, "kid", kid, "error", err)
+		}
+	}
+	return nil, fmt.Errorf("issuer %s, kid %q: %w", issuer, kid, ErrKeyNotFound)
+}
+
+func (c *Cache) entry(issuer string) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[issuer]
+}
+
+// mayRefresh rate-limits refreshes for unknown kids per issuer.
+func (c *Cache) mayRefresh(issuer string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[issuer]
+	if e == nil || now.Sub(e.lastRefresh) < c.opts.minRefresh {
+		return false
+	}
+	e.lastRefresh = now
+	return true
+}
+
+// fetch loads issuer's metadata; concurrent callers share one fetch.
+func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
+	v, err, _ := c.group.Do(issuer, func() (any, error) {
+		// Detached from the first caller's cancellation, so that one
+		// client giving up does not fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
+		defer cancel()
+		keys, err := c.load(fctx, issuer)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: %w: %w", issuer, ErrUnavailable, err)
+		}
+		e := &entry{keys: keys, fetched: c.opts.now()}
+		c.mu.Lock()
+		if old := c.entries[issuer]; old != nil {
+			e.lastRefresh = old.lastRefresh
+		}
+		c.entries[issuer] = e
+		c.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*entry), nil
+}
+
+func (c *Cache) load(ctx context.Context, issuer string) (map[string]jose.JSONWebKey, error) {
+	if err := c.checkScheme(issuer); err != nil {
+		return nil, err
+	}
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, c.client), issuer)
+	if err != nil {
+		return nil, err
+	}
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
+		return nil, fmt.Errorf("the discovery document has no jwks_uri")
+	}
+	if err := c.checkScheme(meta.JWKSURI); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, meta.JWKSURI, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s", meta.JWKSURI, resp.Status)
+	}
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("%s is not a JWKS: %w", meta.JWKSURI, err)
+	}
+	keys := map[string]jose.JSONWebKey{}
+	for i, raw := range set.Keys {
+		if i == maxKeys {
+			c.opts.logger.Warn("the issuer publishes more than 100 keys; like Entra, only the first 100 are read", "issuer", issuer, "keys", len(set.Keys))
+			break
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil || k.KeyID == "" || !k.IsPublic() {
+			continue // a key Entra could not use either
+		}
+		switch k.Use {
+		case "sig":
+		case "":
+			c.warnUse(issuer, k.KeyID)
+			if c.opts.requireUseSig {
+				continue
+			}
+		default:
+			continue
+		}
+		keys[k.KeyID] = k
+	}
+	return keys, nil
+}
+
+func (c *Cache) warnUse(issuer, kid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.warned[issuer+"\x00"+kid] {
+		c.warned[issuer+"\x00"+kid] = true
+		c.opts.logger.Warn(`a key of the issuer has no "use": "sig"; Entra expects it`, "issuer", issuer, "kid", kid)
+	}
+}
+
+func (c *Cache) checkScheme(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Scheme != "https" && !(c.opts.insecureSchemes && u.Scheme == "http") {
+		return fmt.Errorf("%q is not https", raw)
+	}
+	if strings.ContainsAny(u.Host, "@") {
+		return fmt.Errorf("%q has user information", raw)
+	}
+	return nil
+}

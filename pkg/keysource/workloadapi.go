@@ -1,0 +1,127 @@
+package keysource
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// WorkloadAPI follows the Workload API's JWT bundle stream for one trust
+// domain. go-spiffe reconnects by itself when the agent goes away; the last
+// keys stay published meanwhile.
+type WorkloadAPI struct {
+	*publisher
+	td     spiffeid.TrustDomain
+	logger *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	failed bool // within an outage: log once per outage
+}
+
+// Option configures a WorkloadAPI source.
+type Option func(*wopts)
+
+type wopts struct {
+	addr   string
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// WithAddr sets the Workload API address (default $SPIFFE_ENDPOINT_SOCKET).
+func WithAddr(addr string) Option { return func(o *wopts) { o.addr = addr } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *wopts) { o.logger = l } }
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(o *wopts) { o.now = now } }
+
+// NewWorkloadAPI starts watching td's JWT bundle. It returns at once; the
+// first set arrives through Updated.
+func NewWorkloadAPI(ctx context.Context, td spiffeid.TrustDomain, opts ...Option) (*WorkloadAPI, error) {
+	o := wopts{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var clientOpts []workloadapi.ClientOption
+	if o.addr != "" {
+		if err := workloadapi.ValidateAddress(o.addr); err != nil {
+			return nil, err
+		}
+		clientOpts = append(clientOpts, workloadapi.WithAddr(o.addr))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	client, err := workloadapi.New(ctx, clientOpts...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &WorkloadAPI{publisher: newPublisher(o.now), td: td, logger: o.logger, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer client.Close()
+		err := client.WatchJWTBundles(ctx, s)
+		if err != nil && ctx.Err() == nil {
+			s.logger.Error("the Workload API JWT bundle watch ended", "error", err)
+		}
+	}()
+	return s, nil
+}
+
+// OnJWTBundlesUpdate implements workloadapi.JWTBundleWatcher.
+func (s *WorkloadAPI) OnJWTBundlesUpdate(set *jwtbundle.Set) {
+	s.mu.Lock()
+	if s.failed {
+		s.logger.Info("the Workload API is back")
+		s.failed = false
+	}
+	s.mu.Unlock()
+	b, ok := set.Get(s.td)
+	if !ok {
+		s.logger.Error("the Workload API sent no JWT bundle for the trust domain; keeping the last keys", "trust_domain", s.td.String())
+		return
+	}
+	var keys []jose.JSONWebKey
+	for kid, k := range b.JWTAuthorities() {
+		jwk, err := publicJWK(jose.JSONWebKey{Key: k, KeyID: kid})
+		if err != nil {
+			s.logger.Warn("skipping a key of the JWT bundle", "error", err)
+			continue
+		}
+		keys = append(keys, jwk)
+	}
+	if err := s.publish(keys); err != nil {
+		s.logger.Error("cannot publish the JWT bundle", "error", err)
+	}
+}
+
+// OnJWTBundlesWatchError implements workloadapi.JWTBundleWatcher. It logs
+// once per outage, not on every retry.
+func (s *WorkloadAPI) OnJWTBundlesWatchError(err error) {
+	if status.Code(err) == codes.Canceled {
+		return // Close
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.failed {
+		s.logger.Warn("the Workload API is unavailable; serving the last keys while go-spiffe reconnects", "error", err)
+		s.failed = true
+	}
+}
+
+// Close stops watching.
+func (s *WorkloadAPI) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}

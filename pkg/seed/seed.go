@@ -1,0 +1,189 @@
+// Package seed applies a declarative YAML description of the directory —
+// tenants, applications, federated credentials, managed identities, users and
+// role assignments — to the store, idempotently, the way the Helm chart
+// delivers it from values. Objects it creates are marked as managed by the
+// seed; it updates and deletes only those, never objects created through an
+// API.
+package seed
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/uuid"
+	"sigs.k8s.io/yaml"
+)
+
+// File is the seed document.
+type File struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
+// Tenant is a directory with its objects.
+type Tenant struct {
+	ID                string            `json:"id"`
+	DisplayName       string            `json:"displayName,omitempty"`
+	Domains           []string          `json:"domains,omitempty"`
+	Applications      []Application     `json:"applications,omitempty"`
+	ManagedIdentities []ManagedIdentity `json:"managedIdentities,omitempty"`
+	Users             []User            `json:"users,omitempty"`
+}
+
+// Application is an app registration with its service principal.
+type Application struct {
+	// Name is the display name, and the key that ties the seed entry to
+	// the stored object across changes.
+	Name string `json:"name"`
+	// AppID is the client id; derived from the tenant and Name when empty.
+	AppID                      string                `json:"appId,omitempty"`
+	IdentifierURIs             []string              `json:"identifierUris,omitempty"`
+	AccessTokenAcceptedVersion int                   `json:"accessTokenAcceptedVersion,omitempty"`
+	AppRoles                   []AppRole             `json:"appRoles,omitempty"`
+	FederatedCredentials       []FederatedCredential `json:"federatedCredentials,omitempty"`
+	// ClientSecretFiles name files holding client secrets to accept, such
+	// as mounted Kubernetes Secrets; only their hashes are stored.
+	ClientSecretFiles []string         `json:"clientSecretFiles,omitempty"`
+	RoleAssignments   []RoleAssignment `json:"roleAssignments,omitempty"`
+}
+
+// AppRole is a role the application defines.
+type AppRole struct {
+	Value              string   `json:"value"`
+	DisplayName        string   `json:"displayName,omitempty"`
+	Description        string   `json:"description,omitempty"`
+	AllowedMemberTypes []string `json:"allowedMemberTypes,omitempty"`
+}
+
+// FederatedCredential is a federated identity credential, in the shape of
+// `az ad app federated-credential create --parameters`.
+type FederatedCredential struct {
+	Name                     string   `json:"name"`
+	Issuer                   string   `json:"issuer"`
+	Subject                  string   `json:"subject,omitempty"`
+	Audiences                []string `json:"audiences,omitempty"`
+	Description              string   `json:"description,omitempty"`
+	ClaimsMatchingExpression string   `json:"claimsMatchingExpression,omitempty"`
+}
+
+// RoleAssignment grants the enclosing principal a role of a resource app,
+// named by identifier URI, appId or name.
+type RoleAssignment struct {
+	Resource string `json:"resource"`
+	Role     string `json:"role"`
+}
+
+// ManagedIdentity is a user-assigned managed identity.
+type ManagedIdentity struct {
+	Name                 string                `json:"name"`
+	SubscriptionID       string                `json:"subscriptionId"`
+	ResourceGroup        string                `json:"resourceGroup"`
+	Location             string                `json:"location,omitempty"`
+	ClientID             string                `json:"clientId,omitempty"`
+	FederatedCredentials []FederatedCredential `json:"federatedCredentials,omitempty"`
+	RoleAssignments      []RoleAssignment      `json:"roleAssignments,omitempty"`
+}
+
+// User is a user who signs in with a password (ROPC).
+type User struct {
+	UserPrincipalName string `json:"userPrincipalName"`
+	DisplayName       string `json:"displayName,omitempty"`
+	// PasswordFile names a file holding the password; only a password-KDF
+	// hash is stored.
+	PasswordFile string `json:"passwordFile"`
+}
+
+// Load reads and checks a seed file.
+func Load(path string) (File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("seed: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes a seed document strictly: an unknown key is an error, so a
+// typo in a values file does not silently drop a credential.
+func Parse(data []byte) (File, error) {
+	var f File
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return File{}, fmt.Errorf("seed: %w", err)
+	}
+	if err := f.check(); err != nil {
+		return File{}, fmt.Errorf("seed: %w", err)
+	}
+	return f, nil
+}
+
+// check enforces what the store cannot: required keys and names unique
+// within the document, each error naming where it is.
+func (f File) check() error {
+	tenants := map[string]bool{}
+	for i, t := range f.Tenants {
+		at := fmt.Sprintf("tenants[%d]", i)
+		if _, err := uuid.Parse(t.ID); err != nil {
+			return fmt.Errorf("%s.id: %q is not a GUID", at, t.ID)
+		}
+		if tenants[strings.ToLower(t.ID)] {
+			return fmt.Errorf("%s.id: tenant %s appears twice", at, t.ID)
+		}
+		tenants[strings.ToLower(t.ID)] = true
+		names := map[string]bool{}
+		for j, a := range t.Applications {
+			at := fmt.Sprintf("%s.applications[%d]", at, j)
+			if a.Name == "" {
+				return fmt.Errorf("%s.name is required", at)
+			}
+			if names[a.Name] {
+				return fmt.Errorf("%s.name: application %q appears twice", at, a.Name)
+			}
+			names[a.Name] = true
+			if a.AppID != "" {
+				if _, err := uuid.Parse(a.AppID); err != nil {
+					return fmt.Errorf("%s.appId: %q is not a GUID", at, a.AppID)
+				}
+			}
+			if v := a.AccessTokenAcceptedVersion; v != 0 && v != 1 && v != 2 {
+				return fmt.Errorf("%s.accessTokenAcceptedVersion: %d is not 1 or 2", at, v)
+			}
+			for k, r := range a.AppRoles {
+				if r.Value == "" {
+					return fmt.Errorf("%s.appRoles[%d].value is required", at, k)
+				}
+			}
+			if err := checkRoleAssignments(at, a.RoleAssignments); err != nil {
+				return err
+			}
+		}
+		mis := map[string]bool{}
+		for j, m := range t.ManagedIdentities {
+			at := fmt.Sprintf("%s.managedIdentities[%d]", at, j)
+			if m.Name == "" || m.SubscriptionID == "" || m.ResourceGroup == "" {
+				return fmt.Errorf("%s: name, subscriptionId and resourceGroup are required", at)
+			}
+			key := strings.ToLower(m.SubscriptionID + "/" + m.ResourceGroup + "/" + m.Name)
+			if mis[key] {
+				return fmt.Errorf("%s: managed identity %q appears twice", at, m.Name)
+			}
+			mis[key] = true
+			if err := checkRoleAssignments(at, m.RoleAssignments); err != nil {
+				return err
+			}
+		}
+		for j, u := range t.Users {
+			if u.UserPrincipalName == "" || u.PasswordFile == "" {
+				return fmt.Errorf("%s.users[%d]: userPrincipalName and passwordFile are required", at, j)
+			}
+		}
+	}
+	return nil
+}
+
+func checkRoleAssignments(at string, ras []RoleAssignment) error {
+	for k, r := range ras {
+		if r.Resource == "" || r.Role == "" {
+			return fmt.Errorf("%s.roleAssignments[%d]: resource and role are required", at, k)
+		}
+	}
+	return nil
+}

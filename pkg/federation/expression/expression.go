@@ -172,12 +172,12 @@ func glob(pattern, s string) bool {
 	star, mark := -1, 0
 	for si < len(str) {
 		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == str[si]):
-			pi++
-			si++
 		case pi < len(p) && p[pi] == '*':
 			star, mark = pi, si
 			pi++
+		case pi < len(p) && (p[pi] == '?' || p[pi] == str[si]):
+			pi++
+			si++
 		case star >= 0:
 			pi = star + 1
 			mark++

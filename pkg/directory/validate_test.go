@@ -78,3 +78,24 @@ func TestNameIsImmutable(t *testing.T) {
 		t.Fatalf("a subject change was refused: %v", err)
 	}
 }
+
+func TestEntraWouldRefuse(t *testing.T) {
+	for iss, allowed := range map[string]bool{
+		"https://token.actions.githubusercontent.com":  true,
+		"https://token.actions.githubusercontent.com/": false,
+		"https://gitlab.com":                           true,
+		"https://app.terraform.io":                     true,
+		"https://oidc.example.org":                     false,
+	} {
+		if got := ExpressionAllowedByEntra(iss); got != allowed {
+			t.Errorf("ExpressionAllowedByEntra(%s) = %v", iss, got)
+		}
+		flexible := store.FederatedCredential{Issuer: iss, ClaimsMatchingExpression: "claims['sub'] matches 'x*'"}
+		if got := EntraWouldRefuse(flexible); (got == "") != allowed {
+			t.Errorf("EntraWouldRefuse(flexible, %s) = %q", iss, got)
+		}
+		if got := EntraWouldRefuse(store.FederatedCredential{Issuer: iss, Subject: "x"}); got != "" {
+			t.Errorf("an ordinary credential for %s is refused: %q", iss, got)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
@@ -104,13 +105,6 @@ func NewVerifier(keys KeyFinder, opts ...Option) *Verifier {
 	}
 	return &Verifier{keys: keys, opts: o}
 }
-
-// ExpressionIssuers are the issuers Entra honours flexible credentials for.
-var ExpressionIssuers = []string{"https://token.actions.githubusercontent.com", "https://gitlab.com", "https://app.terraform.io"}
-
-// ExpressionAllowedByEntra reports whether Entra would honour a flexible
-// credential for issuer.
-func ExpressionAllowedByEntra(issuer string) bool { return slices.Contains(ExpressionIssuers, issuer) }
 
 // claims are the registered claims read before the signature is checked.
 type claims struct {
@@ -222,7 +216,7 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 	caseOnly, flexible := false, false
 	for _, cr := range byAudience {
 		if cr.ClaimsMatchingExpression != "" {
-			if !v.opts.anyIssuerExprs && !ExpressionAllowedByEntra(cr.Issuer) {
+			if !v.opts.anyIssuerExprs && !directory.ExpressionAllowedByEntra(cr.Issuer) {
 				continue
 			}
 			flexible = true

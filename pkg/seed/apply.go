@@ -30,10 +30,7 @@ type Applier struct {
 	Logger *slog.Logger
 	// ParseExpression checks flexible credentials' expressions.
 	ParseExpression directory.ExpressionParser
-	// Warn is called for each credential Entra would refuse but the
-	// gateway accepts (flexible credentials for other issuers).
-	Warn func(credential string, reason string)
-	Now  func() time.Time
+	Now             func() time.Time
 }
 
 // principal is an application or a managed identity in a tenant, as a
@@ -294,8 +291,8 @@ func (a *Applier) applyFederatedCredentials(ctx context.Context, p principal, in
 		if err := directory.ValidateFederatedCredential(want, a.ParseExpression); err != nil {
 			return fmt.Errorf("federated credential %q: %w", fc.Name, err)
 		}
-		if want.ClaimsMatchingExpression != "" && a.Warn != nil {
-			a.Warn(p.label+"/"+fc.Name, "flexible credential")
+		if why := directory.EntraWouldRefuse(want); why != "" {
+			a.log().Warn("seed: Entra would refuse this federated credential", "credential", p.label+"/"+fc.Name, "issuer", want.Issuer, "reason", why)
 		}
 		wanted[fc.Name] = true
 		have, ok := byName[fc.Name]

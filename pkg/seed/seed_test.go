@@ -3,6 +3,7 @@ package seed
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,4 +247,28 @@ func TestWatchAppliesChanges(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestWarnsAboutFlexibleCredentialsEntraRefuses(t *testing.T) {
+	var logs strings.Builder
+	a := &Applier{Store: openStore(t), ParseExpression: func(string) error { return nil },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	err := apply(t, a, doc(`      - name: payments-api
+        identifierUris: [api://payments]
+        appRoles: [{value: Payments.Read}]
+      - name: worker
+        federatedCredentials:
+          - {name: spiffe-any, issuer: "https://oidc.example.org", claimsMatchingExpression: "claims['sub'] matches 'spiffe://example.org/ns/*'"}
+          - {name: github, issuer: "https://token.actions.githubusercontent.com", claimsMatchingExpression: "claims['sub'] matches 'repo:contoso/*'"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "Entra would refuse") || !strings.Contains(out, "worker/spiffe-any") {
+		t.Errorf("no warning for a flexible credential of a non-Entra issuer:\n%s", out)
+	}
+	if strings.Contains(out, "worker/github") {
+		t.Errorf("warned about a flexible credential Entra accepts:\n%s", out)
+	}
 }

@@ -1,0 +1,58 @@
+// Package latency reports the latency distribution of a benchmarked
+// operation: go test's ns/op is a mean, and the issues ask for p50 and p99.
+package latency
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// Measure runs op b.N times, timing each call, and reports p50-ns and
+// p99-ns next to go test's ns/op.
+func Measure(b *testing.B, op func()) {
+	b.Helper()
+	samples := make([]time.Duration, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		op()
+		samples[i] = time.Since(start)
+	}
+	b.StopTimer()
+	Report(b, samples)
+}
+
+// MeasureParallel is Measure under b.RunParallel.
+func MeasureParallel(b *testing.B, op func()) {
+	b.Helper()
+	ch := make(chan []time.Duration, 64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var local []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			op()
+			local = append(local, time.Since(start))
+		}
+		ch <- local
+	})
+	b.StopTimer()
+	close(ch)
+	var samples []time.Duration
+	for s := range ch {
+		samples = append(samples, s...)
+	}
+	Report(b, samples)
+}
+
+// Report adds the p50 and p99 of samples to b's results.
+func Report(b *testing.B, samples []time.Duration) {
+	if len(samples) == 0 {
+		return
+	}
+	slices.Sort(samples)
+	at := func(q float64) float64 { return float64(samples[int(q*float64(len(samples)-1))].Nanoseconds()) }
+	b.ReportMetric(at(0.50), "p50-ns")
+	b.ReportMetric(at(0.99), "p99-ns")
+}

@@ -143,7 +143,7 @@ type ManagedIdentity struct {
 type User struct {
 	ObjectID          string
 	TenantID          string
-	UserPrincipalName string // lower case, unique per tenant
+	UserPrincipalName string // stored lower case; unique and matched case-insensitively per tenant
 	DisplayName       string
 	PasswordHash      string // encoded password-KDF output
 	ManagedBy         string

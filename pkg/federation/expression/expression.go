@@ -191,3 +191,10 @@ func glob(pattern, s string) bool {
 	}
 	return pi == len(p)
 }
+
+// Check reports whether s is a valid expression; it is the directory's
+// ExpressionParser.
+func Check(s string) error {
+	_, err := Parse(s)
+	return err
+}

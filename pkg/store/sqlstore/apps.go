@@ -65,7 +65,7 @@ func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (store.Ten
 
 // ListTenants lists tenants ordered by id.
 func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	ts, err := many(ctx, s.db, s.d, scanTenant, "SELECT id, display_name, managed_by FROM tenants ORDER BY id")
+	ts, err := many(ctx, s, s.d, scanTenant, "SELECT id, display_name, managed_by FROM tenants ORDER BY id")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func scanTenant(r scanner) (store.Tenant, error) {
 
 func (s *Store) withDomains(ctx context.Context, t store.Tenant) (store.Tenant, error) {
 	var err error
-	t.Domains, err = many(ctx, s.db, s.d, scanString, "SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY position", t.ID)
+	t.Domains, err = many(ctx, s, s.d, scanString, "SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY position", t.ID)
 	return t, err
 }
 
@@ -177,18 +177,18 @@ func (s *Store) app(ctx context.Context, q string, args ...any) (store.Applicati
 	if err != nil {
 		return a, err
 	}
-	a.IdentifierURIs, err = many(ctx, s.db, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", a.ObjectID)
+	a.IdentifierURIs, err = many(ctx, s, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", a.ObjectID)
 	return a, err
 }
 
 // ListApplications lists a tenant's applications ordered by object id.
 func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]store.Application, error) {
-	apps, err := many(ctx, s.db, s.d, scanApp, "SELECT "+appColumns+" FROM applications WHERE tenant_id = ? ORDER BY object_id", tenantID)
+	apps, err := many(ctx, s, s.d, scanApp, "SELECT "+appColumns+" FROM applications WHERE tenant_id = ? ORDER BY object_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
 	for i := range apps {
-		if apps[i].IdentifierURIs, err = many(ctx, s.db, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", apps[i].ObjectID); err != nil {
+		if apps[i].IdentifierURIs, err = many(ctx, s, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", apps[i].ObjectID); err != nil {
 			return nil, err
 		}
 	}
@@ -273,7 +273,7 @@ func (s *Store) GetServicePrincipalByAppID(ctx context.Context, tenantID, appID 
 
 // ListServicePrincipals lists a tenant's service principals by object id.
 func (s *Store) ListServicePrincipals(ctx context.Context, tenantID string) ([]store.ServicePrincipal, error) {
-	return many(ctx, s.db, s.d, scanSP, "SELECT "+spColumns+" FROM service_principals WHERE tenant_id = ? ORDER BY object_id", tenantID)
+	return many(ctx, s, s.d, scanSP, "SELECT "+spColumns+" FROM service_principals WHERE tenant_id = ? ORDER BY object_id", tenantID)
 }
 
 func scanSP(r scanner) (store.ServicePrincipal, error) {

@@ -18,7 +18,7 @@ func (s *Store) AddPasswordCredential(ctx context.Context, c store.PasswordCrede
 
 // ListPasswordCredentials lists owner's secrets ordered by start time.
 func (s *Store) ListPasswordCredentials(ctx context.Context, ownerID string) ([]store.PasswordCredential, error) {
-	return many(ctx, s.db, s.d, func(r scanner) (store.PasswordCredential, error) {
+	return many(ctx, s, s.d, func(r scanner) (store.PasswordCredential, error) {
 		var c store.PasswordCredential
 		var start, end int64
 		err := r.Scan(&c.OwnerID, &c.KeyID, &c.DisplayName, &c.Hint, &c.Salt, &c.Hash, &start, &end, &c.ManagedBy)
@@ -42,7 +42,7 @@ func (s *Store) AddKeyCredential(ctx context.Context, c store.KeyCredential) err
 
 // ListKeyCredentials lists owner's certificates ordered by start time.
 func (s *Store) ListKeyCredentials(ctx context.Context, ownerID string) ([]store.KeyCredential, error) {
-	return many(ctx, s.db, s.d, func(r scanner) (store.KeyCredential, error) {
+	return many(ctx, s, s.d, func(r scanner) (store.KeyCredential, error) {
 		var c store.KeyCredential
 		var start, end int64
 		err := r.Scan(&c.OwnerID, &c.KeyID, &c.DisplayName, &c.CertDER, &c.ThumbprintSHA1, &c.ThumbprintSHA256, &start, &end, &c.ManagedBy)
@@ -89,7 +89,7 @@ func (s *Store) GetFederatedCredential(ctx context.Context, ownerID, idOrName st
 
 // ListFederatedCredentials lists owner's credentials by name.
 func (s *Store) ListFederatedCredentials(ctx context.Context, ownerID string) ([]store.FederatedCredential, error) {
-	return many(ctx, s.db, s.d, scanFIC, "SELECT "+ficColumns+" FROM federated_credentials WHERE owner_id = ? ORDER BY name", ownerID)
+	return many(ctx, s, s.d, scanFIC, "SELECT "+ficColumns+" FROM federated_credentials WHERE owner_id = ? ORDER BY name", ownerID)
 }
 
 // UpdateFederatedCredential replaces everything but id, owner and name.
@@ -109,12 +109,12 @@ func (s *Store) DeleteFederatedCredential(ctx context.Context, ownerID, id strin
 
 // FindFederatedCredentials is the indexed lookup by issuer and subject.
 func (s *Store) FindFederatedCredentials(ctx context.Context, issuer, subject string) ([]store.FederatedCredential, error) {
-	return many(ctx, s.db, s.d, scanFIC, "SELECT "+ficColumns+" FROM federated_credentials WHERE issuer = ? AND subject = ? ORDER BY owner_id, name", issuer, subject)
+	return many(ctx, s, s.d, scanFIC, "SELECT "+ficColumns+" FROM federated_credentials WHERE issuer = ? AND subject = ? ORDER BY owner_id, name", issuer, subject)
 }
 
 // HasFederatedIssuer reports whether a stored credential names issuer.
 func (s *Store) HasFederatedIssuer(ctx context.Context, issuer string) (bool, error) {
-	ids, err := many(ctx, s.db, s.d, scanString, "SELECT id FROM federated_credentials WHERE issuer = ? LIMIT 1", issuer)
+	ids, err := many(ctx, s, s.d, scanString, "SELECT id FROM federated_credentials WHERE issuer = ? LIMIT 1", issuer)
 	return len(ids) > 0, err
 }
 

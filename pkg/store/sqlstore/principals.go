@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
 )
@@ -16,7 +17,7 @@ func (s *Store) CreateAppRoleAssignment(ctx context.Context, a store.AppRoleAssi
 
 // ListAppRoleAssignments lists a principal's assignments by id.
 func (s *Store) ListAppRoleAssignments(ctx context.Context, principalID string) ([]store.AppRoleAssignment, error) {
-	return many(ctx, s.db, s.d, func(r scanner) (store.AppRoleAssignment, error) {
+	return many(ctx, s, s.d, func(r scanner) (store.AppRoleAssignment, error) {
 		var a store.AppRoleAssignment
 		err := r.Scan(&a.ID, &a.PrincipalID, &a.ResourceID, &a.AppRoleID, &a.ManagedBy)
 		return a, err
@@ -48,7 +49,7 @@ func (s *Store) GetManagedIdentityByClientID(ctx context.Context, tenantID, clie
 
 // ListManagedIdentities lists a tenant's identities by id.
 func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string) ([]store.ManagedIdentity, error) {
-	return many(ctx, s.db, s.d, scanMI, "SELECT "+miColumns+" FROM managed_identities WHERE tenant_id = ? ORDER BY id", tenantID)
+	return many(ctx, s, s.d, scanMI, "SELECT "+miColumns+" FROM managed_identities WHERE tenant_id = ? ORDER BY id", tenantID)
 }
 
 func scanMI(r scanner) (store.ManagedIdentity, error) {
@@ -82,22 +83,22 @@ const userColumns = "object_id, tenant_id, upn, display_name, password_hash, man
 
 // CreateUser stores u.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	return s.exec(ctx, false, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?)", u.ObjectID, u.TenantID, u.UserPrincipalName, u.DisplayName, u.PasswordHash, u.ManagedBy)
+	return s.exec(ctx, false, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?)", u.ObjectID, u.TenantID, strings.ToLower(u.UserPrincipalName), u.DisplayName, u.PasswordHash, u.ManagedBy)
 }
 
-// GetUserByUPN finds a user by user principal name.
+// GetUserByUPN finds a user by user principal name, case-insensitively.
 func (s *Store) GetUserByUPN(ctx context.Context, tenantID, upn string) (store.User, error) {
 	return one(ctx, s, func(r scanner) (store.User, error) {
 		var u store.User
 		err := r.Scan(&u.ObjectID, &u.TenantID, &u.UserPrincipalName, &u.DisplayName, &u.PasswordHash, &u.ManagedBy)
 		return u, err
-	}, "SELECT "+userColumns+" FROM users WHERE tenant_id = ? AND upn = ?", tenantID, upn)
+	}, "SELECT "+userColumns+" FROM users WHERE tenant_id = ? AND upn = ?", tenantID, strings.ToLower(upn))
 }
 
 // UpdateUser replaces u's name, password hash and marker.
 func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
 	return s.exec(ctx, true, "UPDATE users SET upn = ?, display_name = ?, password_hash = ?, managed_by = ? WHERE object_id = ?",
-		u.UserPrincipalName, u.DisplayName, u.PasswordHash, u.ManagedBy, u.ObjectID)
+		strings.ToLower(u.UserPrincipalName), u.DisplayName, u.PasswordHash, u.ManagedBy, u.ObjectID)
 }
 
 const signingKeyColumns = "id, private_key, cert, not_before, not_after, created_at"
@@ -111,7 +112,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error 
 
 // ListSigningKeys lists keys by NotBefore.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	return many(ctx, s.db, s.d, func(r scanner) (store.SigningKey, error) {
+	return many(ctx, s, s.d, func(r scanner) (store.SigningKey, error) {
 		var k store.SigningKey
 		var nb, na, created int64
 		err := r.Scan(&k.ID, &k.PrivateKeyDER, &k.CertDER, &nb, &na, &created)

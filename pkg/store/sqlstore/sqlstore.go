@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
 
@@ -27,8 +30,14 @@ var migrations embed.FS
 
 // Store is a store.Store over a SQL database.
 type Store struct {
-	db *sql.DB
-	d  dialect
+	db   *sql.DB
+	d    dialect
+	name string // for errors: "sqlite PATH", "postgres DSN-without-password"
+
+	// migrated is set once the schema is current. A PostgreSQL store may
+	// be opened while the server is down; it migrates on first use.
+	migrated  atomic.Bool
+	migrateMu sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)
@@ -56,34 +65,36 @@ func OpenSQLite(path string) (*Store, error) {
 	// connection keeps every transaction's view consistent without
 	// SQLITE_BUSY surprises between readers and the writer.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, d: sqliteDialect}
-	if err := s.migrate(context.Background()); err != nil {
+	s := &Store{db: db, d: sqliteDialect, name: "sqlite " + path}
+	if err := s.ready(context.Background()); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+		return nil, err
 	}
 	return s, nil
 }
 
-// OpenPostgres connects to PostgreSQL with dsn and applies pending
-// migrations; several gateways may open the same database at once.
+// OpenPostgres returns a store over the PostgreSQL database at dsn, which
+// several gateways may share. It does not wait for the server: the schema
+// is migrated on first use, and until the server answers every call fails
+// with store.ErrUnavailable, so that a gateway started before its database
+// serves 503s and recovers without a restart. Ping reports the state.
 func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		return nil, fmt.Errorf("postgres: the DSN is not valid: %w", err)
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres %s: %w", redact(dsn), err)
 	}
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, d: postgresDialect}
+	s := &Store{db: db, d: postgresDialect, name: "postgres " + redact(dsn)}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := db.PingContext(pingCtx); err != nil {
+	if err := s.ready(pingCtx); err != nil && !errors.Is(err, store.ErrUnavailable) {
 		db.Close()
-		return nil, fmt.Errorf("postgres %s: %w", redact(dsn), errors.Join(store.ErrUnavailable, err))
-	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("postgres %s: %w", redact(dsn), err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -98,6 +109,23 @@ func redact(dsn string) string {
 	return u.String()
 }
 
+// ready migrates the schema unless that is done.
+func (s *Store) ready(ctx context.Context) error {
+	if s.migrated.Load() {
+		return nil
+	}
+	s.migrateMu.Lock()
+	defer s.migrateMu.Unlock()
+	if s.migrated.Load() {
+		return nil
+	}
+	if err := s.migrate(ctx); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.migrated.Store(true)
+	return nil
+}
+
 // migrate applies, in one transaction, the embedded migrations newer than
 // the recorded version. Migrations only go forward.
 func (s *Store) migrate(ctx context.Context) error {
@@ -106,7 +134,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Slice(names, func(i, j int) bool { return names[i].Name() < names[j].Name() })
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.rawTx(ctx, func(tx *sql.Tx) error {
 		if err := s.d.lockMigrations(ctx, tx); err != nil {
 			return err
 		}
@@ -131,7 +159,7 @@ func (s *Store) migrate(ctx context.Context) error {
 					continue
 				}
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("migration %s: %w", entry.Name(), err)
+					return &schemaError{fmt.Errorf("migration %s: %w", entry.Name(), err)}
 				}
 			}
 			if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
@@ -140,11 +168,17 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 		}
 		if current > len(names) {
-			return fmt.Errorf("the database is at schema version %d, newer than this gateway's %d: upgrade the gateway", current, len(names))
+			return &schemaError{fmt.Errorf("the database is at schema version %d, newer than this gateway's %d: upgrade the gateway", current, len(names))}
 		}
 		return nil
 	})
 }
+
+// schemaError is a migration that cannot succeed by retrying.
+type schemaError struct{ err error }
+
+func (e *schemaError) Error() string { return e.err.Error() }
+func (e *schemaError) Unwrap() error { return e.err }
 
 // stripComments drops -- comment lines, so that statements can be split on
 // semicolons.
@@ -160,6 +194,13 @@ func stripComments(stmt string) string {
 
 // tx runs fn in a transaction, committing when it returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	return s.rawTx(ctx, fn)
+}
+
+func (s *Store) rawTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
@@ -193,6 +234,10 @@ type scanner interface{ Scan(...any) error }
 
 // one reads a single row with scan.
 func one[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), q string, args ...any) (T, error) {
+	if err := s.ready(ctx); err != nil {
+		var zero T
+		return zero, err
+	}
 	v, err := scan(s.db.QueryRowContext(ctx, s.d.rebind(q), args...))
 	return v, classify(err)
 }
@@ -219,12 +264,23 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// QueryContext queries the database once the schema is current.
+func (s *Store) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.db.QueryContext(ctx, query, args...)
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers and its schema is current.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
 	return classify(s.db.PingContext(ctx))
 }
 

@@ -105,8 +105,8 @@ func newFixture(t *testing.T) *fixture {
 	if err := (&seed.Applier{Store: s, ParseExpression: func(string) error { return nil }}).Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	sg, err := signer.New(ctx, s, signer.Options{})
-	if err != nil {
+	sg := signer.New(s, signer.Options{})
+	if err := sg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	v := &fakeVerifier{}

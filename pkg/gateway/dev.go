@@ -17,12 +17,8 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
 )
@@ -59,6 +55,7 @@ type Dev struct {
 
 	opts      DevOptions
 	store     store.Store
+	ent       *Entra
 	workload  *devworkload.Server
 	keys      keysource.Source
 	cert      tls.Certificate
@@ -156,20 +153,17 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	d.oidc.Name, d.oidc.Handler = "oidc", provider
 
-	sg, err := signer.New(ctx, d.store, signer.Options{Logger: opts.Logger.With("component", "signer")})
-	if err != nil {
+	d.ent = NewEntra(d.store, EntraOptions{IssuerRootCAs: pool, Logger: opts.Logger})
+	if err := d.ent.Signer.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	meta := issuermeta.New(issuermeta.WithRootCAs(pool), issuermeta.WithLogger(opts.Logger.With("component", "issuermeta")))
-	verifier := federation.NewVerifier(meta, federation.WithLogger(opts.Logger.With("component", "federation")))
 
 	secretFile := filepath.Join(dir, "dev-client-secret")
 	seed, err := directory.EnsureDevSeed(ctx, d.store, directory.DevSeedParams{Issuer: issuer, Subject: opts.SPIFFEID, SecretFile: secretFile}, now)
 	if err != nil {
 		return nil, err
 	}
-	ent := entra.New(d.store, verifier, sg, entra.WithLogger(opts.Logger.With("component", "entra")))
-	d.entra.Name, d.entra.Handler = "entra", ent.Handler()
+	d.entra.Name, d.entra.Handler = "entra", d.ent.Handler
 
 	d.Info = DevInfo{
 		DevSeed: seed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
@@ -200,6 +194,7 @@ func checkWritable(dir string) error {
 // Run serves until ctx ends, then releases everything.
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
+	go d.ent.Run(ctx)
 	return serveTLS(ctx, tlsConfig(d.cert), d.opts.Logger, d.entra, d.oidc)
 }
 

@@ -31,8 +31,11 @@ type Options struct {
 	// TokenLifetime is the longest lifetime of a token; a retired key stays
 	// published this long after it stopped signing (default 25 hours).
 	TokenLifetime time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// RefreshInterval is how often Run reloads the keys, picking up keys
+	// other replicas created and rotating on schedule (default 1 minute).
+	RefreshInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
 }
 
 // Signer signs tokens with the current key.
@@ -52,14 +55,17 @@ type key struct {
 	signers map[bool]jose.Signer // by "with x5t header"
 }
 
-// New loads the keys from s and makes sure the current and the next key
-// exist.
-func New(ctx context.Context, s store.Store, opts Options) (*Signer, error) {
+// New returns a signer over the keys in s. It holds no key until Refresh
+// succeeds; until then Sign fails with ErrNoKey.
+func New(s store.Store, opts Options) *Signer {
 	if opts.KeyLifetime == 0 {
 		opts.KeyLifetime = 30 * 24 * time.Hour
 	}
 	if opts.TokenLifetime == 0 {
 		opts.TokenLifetime = 25 * time.Hour
+	}
+	if opts.RefreshInterval == 0 {
+		opts.RefreshInterval = time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -67,11 +73,29 @@ func New(ctx context.Context, s store.Store, opts Options) (*Signer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	sg := &Signer{store: s, opts: opts}
-	if err := sg.Refresh(ctx); err != nil {
-		return nil, err
+	return &Signer{store: s, opts: opts}
+}
+
+// Run refreshes the keys every RefreshInterval until ctx ends; after a
+// failure (the store unreachable) it retries sooner, so that a gateway
+// started before its database gets keys as soon as the database answers.
+func (sg *Signer) Run(ctx context.Context) {
+	retry := sg.opts.RefreshInterval / 12
+	for {
+		wait := sg.opts.RefreshInterval
+		if err := sg.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			sg.opts.Logger.Warn("cannot refresh the token signing keys; retrying", "error", err, "retry_in", retry)
+			wait = retry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
-	return sg, nil
 }
 
 // slot returns the schedule window that holds t. Windows are aligned to the

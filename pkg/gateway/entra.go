@@ -1,0 +1,57 @@
+package gateway
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+)
+
+// EntraOptions configure the Entra side of a gateway.
+type EntraOptions struct {
+	// IssuerRootCAs verify the federated issuers' TLS certificates; nil
+	// means the system roots.
+	IssuerRootCAs *x509.CertPool
+	// AnyIssuerExpressions honours flexible credentials for every issuer,
+	// not only those Entra honours them for.
+	AnyIssuerExpressions bool
+	Logger               *slog.Logger
+}
+
+// Entra is the Entra token endpoint over a store: its handler, its signer
+// and the cache of federated issuers' metadata. Replicas sharing a store
+// share its directory and signing keys; each keeps its own issuer cache.
+type Entra struct {
+	Handler http.Handler
+	Signer  *signer.Signer
+}
+
+// NewEntra assembles the Entra endpoint over s. It does no I/O: the signer
+// gets its keys when Run (or Signer.Refresh) first reaches the store.
+func NewEntra(s store.Store, opts EntraOptions) *Entra {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	metaOpts := []issuermeta.Option{issuermeta.WithLogger(logger.With("component", "issuermeta"))}
+	if opts.IssuerRootCAs != nil {
+		metaOpts = append(metaOpts, issuermeta.WithRootCAs(opts.IssuerRootCAs))
+	}
+	verifier := federation.NewVerifier(issuermeta.New(metaOpts...),
+		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
+		federation.WithLogger(logger.With("component", "federation")))
+	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
+	return &Entra{
+		Handler: entra.New(s, verifier, sg, entra.WithLogger(logger.With("component", "entra"))).Handler(),
+		Signer:  sg,
+	}
+}
+
+// Run keeps the signing keys current until ctx ends.
+func (e *Entra) Run(ctx context.Context) { e.Signer.Run(ctx) }

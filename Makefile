@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/version.Version=$(VERSION)
 DATA_DIR  ?= ./data
 
-.PHONY: build run test bench lint clean
+.PHONY: build run test e2e bench fuzz lint postgres clean
 
 ## build: compile the gateway into bin/spiffe-entra-gateway
 build:
@@ -15,13 +15,23 @@ build:
 run: build
 	$(BIN) serve --dev --data-dir $(DATA_DIR)
 
-## test: the fast suites (unit, conformance, in-process end to end)
+## test: the fast suites (unit, store conformance on SQLite and PostgreSQL,
+## in-process end to end). A private PostgreSQL cluster on a loopback port
+## is installed and started for the PostgreSQL runs (test/postgres/pg.sh).
 test:
-	$(GO) test -count=1 ./...
+	eval "$$(test/postgres/pg.sh start)" && $(GO) test -count=1 ./...
+
+## postgres: start the private PostgreSQL cluster and print its settings
+postgres:
+	@test/postgres/pg.sh start
 
 ## bench: benchmarks; numbers are recorded in docs/benchmarks.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	eval "$$(test/postgres/pg.sh start)" && $(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+## fuzz: every fuzz target for FUZZTIME (default 20s) each
+fuzz:
+	test/fuzz.sh
 
 ## lint: formatting and vet
 lint:
@@ -29,4 +39,5 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	-test/postgres/pg.sh stop
+	rm -rf bin .tools/postgres

@@ -19,6 +19,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./data", "directory for the gateway's state")
 	entraAddr := fs.String("entra-addr", "127.0.0.1:8443", "address of the Entra endpoint")
 	oidcAddr := fs.String("oidc-addr", "127.0.0.1:8444", "address of the OIDC discovery provider")
+	seedFile := fs.String("seed", "", "declarative seed file (YAML) applied at start and whenever it changes; see docs/seed.md")
+	anyIssuerExprs := fs.Bool("allow-flexible-credentials-for-any-issuer", false,
+		"honour claimsMatchingExpression credentials for every issuer; Entra honours them for GitHub, GitLab and Terraform Cloud only")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -39,7 +42,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d, err := gateway.NewDev(ctx, gateway.DevOptions{DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, Logger: logger})
+	d, err := gateway.NewDev(ctx, gateway.DevOptions{
+		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, SeedFile: *seedFile,
+		AnyIssuerExpressions: *anyIssuerExprs, Logger: logger,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return 1

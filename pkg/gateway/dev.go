@@ -17,8 +17,10 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
 )
@@ -31,8 +33,17 @@ type DevOptions struct {
 	// SPIFFEID is the identity the development Workload API gives every
 	// caller (default spiffe://example.org/dev/workload).
 	SPIFFEID string
-	Logger   *slog.Logger
+	// SeedFile, when set, is a declarative seed applied at start and again
+	// whenever it changes (docs/seed.md).
+	SeedFile string
+	// AnyIssuerExpressions honours flexible credentials for every issuer;
+	// Entra honours them for GitHub, GitLab and Terraform Cloud only.
+	AnyIssuerExpressions bool
+	Logger               *slog.Logger
 }
+
+// seedInterval is how often a development gateway checks its seed file.
+const seedInterval = 2 * time.Second
 
 // DevTrustDomain is the development Workload API's trust domain.
 var DevTrustDomain = spiffeid.RequireTrustDomainFromString("example.org")
@@ -56,6 +67,7 @@ type Dev struct {
 	opts      DevOptions
 	store     store.Store
 	ent       *Entra
+	seeder    *seed.Applier
 	workload  *devworkload.Server
 	keys      keysource.Source
 	cert      tls.Certificate
@@ -153,20 +165,26 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	d.oidc.Name, d.oidc.Handler = "oidc", provider
 
-	d.ent = NewEntra(d.store, EntraOptions{IssuerRootCAs: pool, Logger: opts.Logger})
+	d.ent = NewEntra(d.store, EntraOptions{IssuerRootCAs: pool, AnyIssuerExpressions: opts.AnyIssuerExpressions, Logger: opts.Logger})
 	if err := d.ent.Signer.Refresh(ctx); err != nil {
 		return nil, err
 	}
 
 	secretFile := filepath.Join(dir, "dev-client-secret")
-	seed, err := directory.EnsureDevSeed(ctx, d.store, directory.DevSeedParams{Issuer: issuer, Subject: opts.SPIFFEID, SecretFile: secretFile}, now)
+	devSeed, err := directory.EnsureDevSeed(ctx, d.store, directory.DevSeedParams{Issuer: issuer, Subject: opts.SPIFFEID, SecretFile: secretFile}, now)
 	if err != nil {
 		return nil, err
 	}
 	d.entra.Name, d.entra.Handler = "entra", d.ent.Handler
+	if opts.SeedFile != "" {
+		d.seeder = &seed.Applier{Store: d.store, ParseExpression: expression.Check, Logger: opts.Logger.With("component", "seed")}
+		if err := d.seeder.ApplyFile(ctx, opts.SeedFile); err != nil {
+			return nil, fmt.Errorf("seed file %s: %w", opts.SeedFile, err)
+		}
+	}
 
 	d.Info = DevInfo{
-		DevSeed: seed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
+		DevSeed: devSeed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
 		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile,
 	}
 	if err := writeDevEnv(d.Info); err != nil {
@@ -195,6 +213,9 @@ func checkWritable(dir string) error {
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
 	go d.ent.Run(ctx)
+	if d.seeder != nil {
+		go d.seeder.Watch(ctx, d.opts.SeedFile, seedInterval)
+	}
 	return serveTLS(ctx, tlsConfig(d.cert), d.opts.Logger, d.entra, d.oidc)
 }
 

@@ -30,10 +30,14 @@ import (
 
 // devGateway starts a development gateway on free loopback ports and
 // returns its information and an HTTP client that trusts its CA.
-func devGateway(t *testing.T) (gateway.DevInfo, *http.Client) {
+func devGateway(t *testing.T, edits ...func(*gateway.DevOptions)) (gateway.DevInfo, *http.Client) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := gateway.NewDev(ctx, gateway.DevOptions{DataDir: t.TempDir(), EntraAddr: "127.0.0.1:0", OIDCAddr: "127.0.0.1:0"})
+	opts := gateway.DevOptions{DataDir: t.TempDir(), EntraAddr: "127.0.0.1:0", OIDCAddr: "127.0.0.1:0"}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	d, err := gateway.NewDev(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("start development gateway: %v", err)
@@ -93,13 +97,19 @@ type accessClaims struct {
 // Entra discovery document and JWKS.
 func verifyAccessToken(t *testing.T, info gateway.DevInfo, client *http.Client, token string) accessClaims {
 	t.Helper()
+	return verifyAccessTokenFor(t, info, client, info.TenantID, info.ResourceAppID, token)
+}
+
+// verifyAccessTokenFor verifies a v2 token of tenant for audience.
+func verifyAccessTokenFor(t *testing.T, info gateway.DevInfo, client *http.Client, tenant, audience, token string) accessClaims {
+	t.Helper()
 	ctx := oidc.ClientContext(context.Background(), client)
-	issuer := info.AuthorityHost + "/" + info.TenantID + "/v2.0"
+	issuer := info.AuthorityHost + "/" + tenant + "/v2.0"
 	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatalf("discover %s: %v", issuer, err)
 	}
-	idt, err := provider.VerifierContext(ctx, &oidc.Config{ClientID: info.ResourceAppID}).Verify(ctx, token)
+	idt, err := provider.VerifierContext(ctx, &oidc.Config{ClientID: audience}).Verify(ctx, token)
 	if err != nil {
 		t.Fatalf("verify access token: %v", err)
 	}

@@ -46,8 +46,8 @@ func TestDevSeedFile(t *testing.T) {
 	}
 	path := filepath.Join(dir, "seed.yaml")
 	withReporter := seedFile(`      - name: reporter
-        appId: `+seededClient+`
-        clientSecretFiles: [`+secretFile+`]
+        appId: ` + seededClient + `
+        clientSecretFiles: [` + secretFile + `]
         roleAssignments:
           - {resource: api://reports, role: Reports.Read}
 `)

@@ -68,11 +68,12 @@ func printDevInfo(w io.Writer, i gateway.DevInfo) {
   Client id                        %s
   Scope                            %s
   CA to trust                      %s
+  Federated token file             %s
 
 Load the environment for the Azure SDKs and SPIFFE tools:
   . %s
 Then, for example:
   spiffe-entra-gateway token --exchange "$AZURE_AUTHORITY_HOST" --tenant "$AZURE_TENANT_ID" --client-id "$AZURE_CLIENT_ID" --scope "$GATEWAY_DEV_SCOPE"
 Azure SDK clients must disable instance discovery (DisableInstanceDiscovery / disableInstanceDiscovery: true).
-`, i.AuthorityHost, i.Issuer, i.WorkloadSocket, i.TenantID, i.ClientID, i.Scope, i.CAFile, i.EnvFile)
+`, i.AuthorityHost, i.Issuer, i.WorkloadSocket, i.TenantID, i.ClientID, i.Scope, i.CAFile, i.TokenFile, i.EnvFile)
 }

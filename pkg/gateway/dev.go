@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
@@ -23,6 +24,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
 )
 
 // DevOptions configure a development gateway.
@@ -57,6 +59,9 @@ type DevInfo struct {
 	CAFile         string
 	EnvFile        string
 	SecretFile     string
+	// TokenFile holds a JWT-SVID of the development workload, kept current,
+	// for AZURE_FEDERATED_TOKEN_FILE.
+	TokenFile string
 }
 
 // Dev is a development gateway: every part of the gateway on embedded
@@ -74,6 +79,8 @@ type Dev struct {
 	entra     Listener
 	oidc      Listener
 	workloadL net.Listener
+	wlClient  *workloadapi.Client
+	tokenFile *tokenfile.Writer
 }
 
 // NewDev prepares a development gateway: it creates or reuses the state in
@@ -150,6 +157,16 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	go func() { _ = d.workload.Serve(d.workloadL) }()
 	workloadAddr := "unix://" + sock
 
+	d.wlClient, err = workloadapi.New(ctx, workloadapi.WithAddr(workloadAddr))
+	if err != nil {
+		return nil, fmt.Errorf("development Workload API client: %w", err)
+	}
+	tokenPath := filepath.Join(dir, "federated-token")
+	d.tokenFile = tokenfile.New(tokenPath, d.wlClient, tokenfile.WithLogger(opts.Logger.With("component", "token-file")))
+	if _, err := d.tokenFile.Refresh(ctx); err != nil {
+		return nil, err
+	}
+
 	d.keys, err = keysource.NewWorkloadAPI(ctx, DevTrustDomain,
 		keysource.WithAddr(workloadAddr),
 		keysource.WithLogger(opts.Logger.With("component", "keysource")))
@@ -185,7 +202,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 
 	d.Info = DevInfo{
 		DevSeed: devSeed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
-		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile,
+		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile, TokenFile: tokenPath,
 	}
 	if err := writeDevEnv(d.Info); err != nil {
 		return nil, err
@@ -213,6 +230,7 @@ func checkWritable(dir string) error {
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
 	go d.ent.Run(ctx)
+	go d.tokenFile.Run(ctx)
 	if d.seeder != nil {
 		go d.seeder.Watch(ctx, d.opts.SeedFile, seedInterval)
 	}
@@ -223,6 +241,9 @@ func (d *Dev) close() {
 	var errs []error
 	if d.keys != nil {
 		errs = append(errs, d.keys.Close())
+	}
+	if d.wlClient != nil {
+		errs = append(errs, d.wlClient.Close())
 	}
 	if d.workload != nil {
 		d.workload.Stop()

@@ -266,3 +266,32 @@ func TestOIDCProviderVerifiesJWTSVID(t *testing.T) {
 		t.Error("go-oidc accepted the JWT-SVID for another audience")
 	}
 }
+
+// TestWorkloadIdentityCredentialWithDevTokenFile reads the token file the
+// development gateway keeps, as an application with AZURE_FEDERATED_TOKEN_FILE does.
+func TestWorkloadIdentityCredentialWithDevTokenFile(t *testing.T) {
+	info, client := devGateway(t)
+	env, err := os.ReadFile(info.EnvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "export AZURE_FEDERATED_TOKEN_FILE='" + info.TokenFile + "'\n"; !strings.Contains(string(env), want) {
+		t.Fatalf("dev.env lacks %q:\n%s", want, env)
+	}
+	cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+		ClientOptions: clientOptions(info, client), TenantID: info.TenantID, ClientID: info.ClientID,
+		TokenFilePath: info.TokenFile, DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.Scope}})
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	if c := verifyAccessToken(t, info, client, tok.Token); c.Azp != info.ClientID || c.AzpACR != "2" {
+		t.Errorf("azp=%s azpacr=%s, want the client with a federated assertion", c.Azp, c.AzpACR)
+	}
+}

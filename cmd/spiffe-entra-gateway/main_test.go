@@ -261,3 +261,17 @@ func TestTokenExchange(t *testing.T) {
 		t.Errorf("stderr does not give the status: %s", stderr.String())
 	}
 }
+
+// TestBinaryLeavesOutTheAzureSDK keeps the server small: only programs that
+// call Azure (through pkg/azcred) link the Azure SDK.
+func TestBinaryLeavesOutTheAzureSDK(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/Azure/azure-sdk-for-go/") || strings.HasSuffix(pkg, "/pkg/azcred") {
+			t.Errorf("the gateway binary links %s", pkg)
+		}
+	}
+}

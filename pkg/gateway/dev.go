@@ -56,6 +56,7 @@ type DevInfo struct {
 	AuthorityHost  string // https://localhost:<entra port>
 	Issuer         string // https://localhost:<oidc port>
 	WorkloadSocket string // unix:///.../workload.sock
+	SPIFFEID       string // the development workload's identity
 	CAFile         string
 	EnvFile        string
 	SecretFile     string
@@ -201,7 +202,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 
 	d.Info = DevInfo{
-		DevSeed: devSeed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr,
+		DevSeed: devSeed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr, SPIFFEID: opts.SPIFFEID,
 		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile, TokenFile: tokenPath,
 	}
 	if err := writeDevEnv(d.Info); err != nil {

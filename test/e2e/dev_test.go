@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net/http"
 	"os"
@@ -26,41 +24,11 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"
 )
 
-// devGateway starts a development gateway on free loopback ports and
-// returns its information and an HTTP client that trusts its CA.
-func devGateway(t *testing.T, edits ...func(*gateway.DevOptions)) (gateway.DevInfo, *http.Client) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	opts := gateway.DevOptions{DataDir: t.TempDir(), EntraAddr: "127.0.0.1:0", OIDCAddr: "127.0.0.1:0"}
-	for _, edit := range edits {
-		edit(&opts)
-	}
-	d, err := gateway.NewDev(ctx, opts)
-	if err != nil {
-		cancel()
-		t.Fatalf("start development gateway: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("development gateway stopped with: %v", err)
-		}
-	})
-	pem, err := os.ReadFile(d.Info.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s holds no certificate", d.Info.CAFile)
-	}
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	return d.Info, client
-}
+// devGateway starts a development gateway for the test.
+var devGateway = devgw.Start
 
 func clientOptions(info gateway.DevInfo, client *http.Client) azcore.ClientOptions {
 	return azcore.ClientOptions{

@@ -21,6 +21,11 @@ run: build
 test:
 	eval "$$(test/postgres/pg.sh start)" && $(GO) test -count=1 ./...
 
+## e2e: the slow suites: the real Node Azure SDKs (pinned in test/node)
+## against a development gateway process
+e2e:
+	test/e2e/run.sh
+
 ## postgres: start the private PostgreSQL cluster and print its settings
 postgres:
 	@test/postgres/pg.sh start

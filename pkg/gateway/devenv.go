@@ -18,6 +18,7 @@ func writeDevEnv(info DevInfo) error {
 			{"NODE_EXTRA_CA_CERTS", info.CAFile},
 			{"REQUESTS_CA_BUNDLE", info.CAFile},
 			{"GATEWAY_DEV_SCOPE", info.Scope},
+			{"GATEWAY_DEV_RESOURCE_APP_ID", info.ResourceAppID},
 			{"GATEWAY_DEV_CLIENT_SECRET", info.ClientSecret},
 		}, 0o600)
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The slow end-to-end suites (make e2e): the real Node Azure SDKs, pinned in
+# test/node/package-lock.json, against a development gateway started as a
+# process on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+make -s build
+bin=$root/bin/spiffe-entra-gateway
+
+echo "== node clients: installing the pinned packages"
+(cd test/node && npm ci --no-audit --no-fund --loglevel=error)
+
+work=$(mktemp -d)
+gw_pid=
+cleanup() {
+	if [ -n "$gw_pid" ]; then kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin" serve --dev --data-dir "$work/data" --entra-addr 127.0.0.1:0 --oidc-addr 127.0.0.1:0 \
+	>"$work/gateway.out" 2>"$work/gateway.log" &
+gw_pid=$!
+for _ in $(seq 1 300); do
+	grep -q 'disable instance discovery' "$work/gateway.out" 2>/dev/null && break
+	if ! kill -0 "$gw_pid" 2>/dev/null; then cat "$work/gateway.log" >&2; echo "the gateway exited" >&2; exit 1; fi
+	sleep 0.1
+done
+grep -q 'disable instance discovery' "$work/gateway.out" || { cat "$work/gateway.log" >&2; echo "the gateway did not start" >&2; exit 1; }
+
+echo "== node clients: @azure/identity and @azure/msal-node"
+status=0
+(
+	set -a
+	# shellcheck disable=SC1091
+	. "$work/data/dev.env"
+	set +a
+	export GATEWAY_BIN=$bin
+	unset AZURE_REGIONAL_AUTHORITY_NAME
+	cd test/node && node --test --test-concurrency=1 clients.test.mjs
+) || status=$?
+if [ "$status" -ne 0 ]; then
+	echo "== gateway log" >&2
+	tail -n 50 "$work/gateway.log" >&2
+fi
+exit "$status"

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -224,6 +225,10 @@ func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
 		defer cancel()
 		keys, err := c.load(fctx, issuer)
+		var netErr net.Error
+		if err != nil && (fctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout()) {
+			err = fmt.Errorf("no complete answer within %s: %w", c.opts.timeout, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("issuer %s: %w: %w", issuer, ErrUnavailable, err)
 		}

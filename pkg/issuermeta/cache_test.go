@@ -134,7 +134,7 @@ func TestHostileIssuers(t *testing.T) {
 				}
 				return true
 			}
-		}, []issuermeta.Option{issuermeta.WithTimeout(200 * time.Millisecond)}, "Client.Timeout"},
+		}, []issuermeta.Option{issuermeta.WithTimeout(200 * time.Millisecond)}, "no complete answer within 200ms"},
 		{"huge discovery document", func(string) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				w.Write([]byte(`{"issuer":"` + strings.Repeat("x", 2<<10) + `"}`))

@@ -211,6 +211,10 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	return d, nil
 }
 
+// WorkloadAPI is the development Workload API server, for tests and demos
+// of a key rotation (Rotate, Activate).
+func (d *Dev) WorkloadAPI() *devworkload.Server { return d.workload }
+
 func port(l net.Listener) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }

@@ -17,6 +17,7 @@ import (
 
 // Gateway is a running development gateway.
 type Gateway struct {
+	Dev    *gateway.Dev
 	Info   gateway.DevInfo
 	Client *http.Client // trusts the gateway's CA
 	cancel context.CancelFunc
@@ -36,7 +37,7 @@ func New(dataDir string, edits ...func(*gateway.DevOptions)) (*Gateway, error) {
 		cancel()
 		return nil, fmt.Errorf("start development gateway: %w", err)
 	}
-	g := &Gateway{Info: d.Info, cancel: cancel, done: make(chan error, 1)}
+	g := &Gateway{Dev: d, Info: d.Info, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- d.Run(ctx) }()
 	pem, err := os.ReadFile(d.Info.CAFile)
 	if err != nil {
@@ -58,9 +59,9 @@ func (g *Gateway) Close() error {
 	return <-g.done
 }
 
-// Start runs a development gateway on a temporary directory until the test
-// ends and returns its information and an HTTP client that trusts its CA.
-func Start(t testing.TB, edits ...func(*gateway.DevOptions)) (gateway.DevInfo, *http.Client) {
+// Run runs a development gateway on a temporary directory until the test
+// ends.
+func Run(t testing.TB, edits ...func(*gateway.DevOptions)) *Gateway {
 	t.Helper()
 	g, err := New(t.TempDir(), edits...)
 	if err != nil {
@@ -71,5 +72,13 @@ func Start(t testing.TB, edits ...func(*gateway.DevOptions)) (gateway.DevInfo, *
 			t.Errorf("development gateway stopped with: %v", err)
 		}
 	})
+	return g
+}
+
+// Start is Run for tests that need only the gateway's information and an
+// HTTP client that trusts its CA.
+func Start(t testing.TB, edits ...func(*gateway.DevOptions)) (gateway.DevInfo, *http.Client) {
+	t.Helper()
+	g := Run(t, edits...)
 	return g.Info, g.Client
 }

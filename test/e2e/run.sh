@@ -14,8 +14,12 @@ echo "== node clients: installing the pinned packages"
 
 work=$(mktemp -d)
 gw_pid=
+sidecar_pid=
 cleanup() {
-	if [ -n "$gw_pid" ]; then kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; fi
+	for pid in $sidecar_pid $gw_pid; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -30,6 +34,13 @@ for _ in $(seq 1 300); do
 done
 grep -q 'disable instance discovery' "$work/gateway.out" || { cat "$work/gateway.log" >&2; echo "the gateway did not start" >&2; exit 1; }
 
+# The token-file sidecar, as a pod would run it, feeds WorkloadIdentityCredential.
+mkdir -p "$work/sidecar"
+"$bin" token --write "$work/sidecar/token" --socket "unix://$work/data/workload.sock" 2>"$work/sidecar.log" &
+sidecar_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/sidecar/token" ] && break; sleep 0.1; done
+[ -s "$work/sidecar/token" ] || { cat "$work/sidecar.log" >&2; echo "the sidecar wrote no token" >&2; exit 1; }
+
 echo "== node clients: @azure/identity and @azure/msal-node"
 status=0
 (
@@ -38,6 +49,7 @@ status=0
 	. "$work/data/dev.env"
 	set +a
 	export GATEWAY_BIN=$bin
+	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
 	unset AZURE_REGIONAL_AUTHORITY_NAME
 	cd test/node && node --test --test-concurrency=1 clients.test.mjs
 ) || status=$?

@@ -114,7 +114,7 @@ test('@azure/identity ClientAssertionCredential with a JWT-SVID', async () => {
   await assertAADSTS(otherAudience.getToken(scope), 700212);
 });
 
-test('@azure/identity WorkloadIdentityCredential with the token file', async () => {
+test('@azure/identity WorkloadIdentityCredential with the sidecar token file', async () => {
   env('AZURE_FEDERATED_TOKEN_FILE');
   const c = counter();
   const cred = new WorkloadIdentityCredential(c.options); // tenant, client and file from the environment

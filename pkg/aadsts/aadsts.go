@@ -33,7 +33,7 @@ func (e *Error) Error() string {
 // error 400, temporarily_unavailable 503.
 const (
 	MissingParameter            = 900144
-	DuplicateParameter          = 90015
+	DuplicateParameter          = 9000411
 	MalformedRequestBody        = 900143
 	UnsupportedGrantType        = 70003
 	TenantNotFound              = 90002
@@ -43,6 +43,7 @@ const (
 	NoClientCredential          = 7000216
 	InvalidClientAssertionType  = 70002 // reused by Entra for several client authentication failures
 	ClientAssertionSignature    = 700027
+	ClientAssertionClient       = 700021
 	ScopeNotDefault             = 1002012
 	InvalidScope                = 70011
 	MultipleResources           = 700022
@@ -85,6 +86,7 @@ var kinds = map[int]kind{
 	NoClientCredential:          {"invalid_client", 401, true},
 	InvalidClientAssertionType:  {"invalid_client", 401, true},
 	ClientAssertionSignature:    {"invalid_client", 401, true},
+	ClientAssertionClient:       {"invalid_client", 401, true},
 	ScopeNotDefault:             {"invalid_scope", 400, true},
 	InvalidScope:                {"invalid_scope", 400, true},
 	MultipleResources:           {"invalid_scope", 400, true},

@@ -156,15 +156,37 @@ var claimsSupported = []string{
 // v1Issuer is the issuer of v1 tokens, which Entra does not put on its own host.
 func v1Issuer(tid string) string { return "https://sts.windows.net/" + tid + "/" }
 
-func (s *Server) keys(w http.ResponseWriter, r *http.Request) {
-	if _, aerr, err := s.tenantSegment(r); err != nil {
-		s.unavailable(w, r, err)
-		return
-	} else if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+// keys serves the signing keys. The v2 endpoint adds the issuer member, as
+// Entra's does, so that multi-tenant validators can check iss per key.
+func (s *Server) keys(version int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tid, aerr, err := s.tenantSegment(r)
+		if s.failed(w, r, aerr, err) {
+			return
+		}
+		body := s.signer.PublicKeysJSON()
+		if version == 2 {
+			if body, err = withIssuer(body, baseURL(r)+"/"+tid+"/v2.0"); err != nil {
+				s.unavailable(w, r, err)
+				return
+			}
+		}
+		writeJSON(w, body, "max-age=86400, private")
 	}
-	writeJSON(w, s.signer.PublicKeysJSON(), "max-age=86400, private")
+}
+
+func withIssuer(jwks []byte, issuer string) ([]byte, error) {
+	var set struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return nil, err
+	}
+	iss, _ := json.Marshal(issuer)
+	for _, k := range set.Keys {
+		k["issuer"] = iss
+	}
+	return json.Marshal(set)
 }
 
 func writeJSON(w http.ResponseWriter, body []byte, cacheControl string) {

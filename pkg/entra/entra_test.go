@@ -2,8 +2,17 @@ package entra_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,7 +41,59 @@ const (
 	clientID = "5d8b3f4c-ae60-4b9c-b3f1-7a4e9c1b2d56"
 	miClient = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
 	secret   = "a-test-client-secret-of-enough-length"
+	password = "correct horse battery staple"
 )
+
+// testCert is the certificate registered on the worker app, and another
+// one that is not.
+var testCert, strangerCert = newCert(), newCert()
+
+type certKey struct {
+	key  *rsa.PrivateKey
+	cert *x509.Certificate
+}
+
+func newCert() certKey {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "worker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return certKey{key, cert}
+}
+
+// assertion signs a client assertion as ClientCertificateCredential does;
+// edit changes the claims before signing.
+func (c certKey) assertion(t *testing.T, aud string, edit func(map[string]any), header ...string) string {
+	t.Helper()
+	now := time.Now()
+	claims := map[string]any{"aud": aud, "iss": clientID, "sub": clientID, "jti": "j1", "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+	if edit != nil {
+		edit(claims)
+	}
+	s256 := sha256.Sum256(c.cert.Raw)
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if len(header) == 0 {
+		opts = opts.WithHeader("x5t#S256", base64.RawURLEncoding.EncodeToString(s256[:]))
+	} else {
+		opts = opts.WithHeader(jose.HeaderKey(header[0]), header[1])
+	}
+	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: c.key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(sg).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 const seedYAML = `
 tenants:
@@ -45,18 +106,23 @@ tenants:
         identifierUris: [api://payments]
         accessTokenAcceptedVersion: 2
         appRoles: [{value: Payments.Read}, {value: Payments.Write}]
+        oauth2PermissionScopes: [{value: Payments.Submit}, {value: Payments.View}]
       - name: legacy-api
         appId: ` + v1AppID + `
         identifierUris: [https://legacy.contoso.example]
         appRoles: [{value: Legacy.Read}]
+        oauth2PermissionScopes: [{value: Legacy.Use}]
       - name: worker
         appId: ` + clientID + `
         clientSecretFiles: [SECRETFILE]
+        certificateFiles: [CERTFILE]
         federatedCredentials:
           - {name: spiffe-worker, issuer: "https://oidc.example.org", subject: "spiffe://example.org/worker"}
         roleAssignments:
           - {resource: api://payments, role: Payments.Read}
           - {resource: legacy-api, role: Legacy.Read}
+    users:
+      - {userPrincipalName: Ada@contoso.example, displayName: Ada Lovelace, passwordFile: PASSWORDFILE}
     managedIdentities:
       - name: batch
         subscriptionId: 0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f
@@ -97,7 +163,14 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := seed.Parse([]byte(strings.ReplaceAll(seedYAML, "SECRETFILE", secretFile)))
+	certFile, passwordFile := filepath.Join(dir, "worker.pem"), filepath.Join(dir, "password")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCert.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwordFile, []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "CERTFILE", certFile, "PASSWORDFILE", passwordFile).Replace(seedYAML)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +219,29 @@ func ccForm(kv ...string) url.Values {
 	return v
 }
 
+func ropcForm(kv ...string) url.Values {
+	v := url.Values{"grant_type": {"password"}, "client_id": {clientID}, "scope": {"api://payments/Payments.Submit openid profile offline_access"},
+		"username": {"ada@contoso.example"}, "password": {password}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			v.Del(kv[i])
+		} else {
+			v.Set(kv[i], kv[i+1])
+		}
+	}
+	return v
+}
+
+const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 func TestTokenEndpointErrors(t *testing.T) {
 	f := newFixture(t)
 	v2 := "/" + tenantID + "/oauth2/v2.0/token"
+	aud := f.srv.URL + v2
+	certForm := func(assertion string) url.Values {
+		return ccForm("client_secret", "", "client_assertion", assertion, "client_assertion_type", jwtBearer)
+	}
+	sha1Sum := sha1.Sum(strangerCert.cert.Raw)
 	for _, tc := range []struct {
 		name   string
 		path   string
@@ -180,6 +273,27 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"unknown resource", v2, ccForm("scope", "api://unknown/.default"), nil, 400, "invalid_resource", 500011, "The resource principal named api://unknown was not found in the tenant named Contoso"},
 		{"v1 without resource", "/" + tenantID + "/oauth2/token", ccForm("scope", ""), nil, 400, "invalid_request", 900144, "parameter: 'resource'"},
 		{"huge body", v2, ccForm("client_assertion", strings.Repeat("a", 70<<10)), nil, 400, "invalid_request", 900143, "larger than"},
+		{"duplicate parameter", v2, func() url.Values { v := ccForm(); v.Add("scope", "api://payments/.default"); return v }(), nil, 400, "invalid_request", 9000411, "The parameter 'scope' is duplicated"},
+		{"certificate not registered", v2, certForm(strangerCert.assertion(t, aud, nil)), nil, 401, "invalid_client", 700027, "is not registered on application. [Reason - The key was not found."},
+		{"certificate named by x5t only, not registered", v2, certForm(strangerCert.assertion(t, aud, nil, "x5t", base64.RawURLEncoding.EncodeToString(sha1Sum[:]))), nil, 401, "invalid_client", 700027, strings.ToUpper(hex.EncodeToString(sha1Sum[:]))},
+		{"certificate assertion without thumbprint", v2, certForm(testCert.assertion(t, aud, nil, "kid", "k")), nil, 401, "invalid_client", 700027, "no x5t or x5t#S256"},
+		{"certificate assertion signed by another key", v2, certForm(func() string {
+			a := testCert.assertion(t, aud, nil)
+			b := strangerCert.assertion(t, aud, nil)
+			return a[:strings.LastIndex(a, ".")] + b[strings.LastIndex(b, "."):]
+		}()), nil, 401, "invalid_client", 700027, "failed signature validation"},
+		{"certificate assertion for another client", v2, certForm(testCert.assertion(t, aud, func(c map[string]any) { c["sub"] = apiAppID })), nil, 401, "invalid_client", 700021, "doesn't match 'client_id'"},
+		{"certificate assertion for another endpoint", v2, certForm(testCert.assertion(t, "https://login.microsoftonline.com/"+tenantID+"/oauth2/v2.0/token", nil)), nil, 401, "invalid_client", 700027, "is not the token endpoint"},
+		{"expired certificate assertion", v2, certForm(testCert.assertion(t, aud, func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })), nil, 401, "invalid_client", 700024, "not within its valid time range"},
+		{"password: no username", v2, ropcForm("username", ""), nil, 400, "invalid_request", 900144, "parameter: 'username'"},
+		{"password: no password", v2, ropcForm("password", ""), nil, 400, "invalid_request", 900144, "parameter: 'password'"},
+		{"password: unknown user", v2, ropcForm("username", "grace@contoso.example"), nil, 400, "invalid_grant", 50034, "does not exist in the " + tenantID + " directory"},
+		{"password: wrong password", v2, ropcForm("password", "Tr0ub4dor&3"), nil, 400, "invalid_grant", 50126, "invalid username or password"},
+		{"password: unpublished scope", v2, ropcForm("scope", "api://payments/Payments.Delete"), nil, 400, "invalid_scope", 70011, "The scope api://payments/Payments.Delete isn't valid"},
+		{"password: only OIDC scopes", v2, ropcForm("scope", "openid profile"), nil, 400, "invalid_scope", 70011, "isn't valid"},
+		{"password: two resources", v2, ropcForm("scope", "api://payments/Payments.Submit https://legacy.contoso.example/Legacy.Read"), nil, 400, "invalid_scope", 700022, "several resources"},
+		{"password: wrong client secret", v2, ropcForm("client_secret", "nope"), nil, 401, "invalid_client", 7000215, "Invalid client secret"},
+		{"password: managed identity", v2, ropcForm("client_id", miClient), nil, 400, "unauthorized_client", 700016, "was not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := f.post(t, tc.path, tc.form, tc.edit)
@@ -355,6 +469,14 @@ func TestDiscoveryAndKeys(t *testing.T) {
 			if k["kty"] != "RSA" || k["use"] != "sig" || k["kid"] != k["x5t"] || k["n"] == nil || k["e"] != "AQAB" || len(x5c) != 1 || k["d"] != nil {
 				t.Errorf("%s: key %v", path, k)
 			}
+			wantIssuer := map[string]any{
+				"/" + tenantID + "/discovery/v2.0/keys": f.srv.URL + "/" + tenantID + "/v2.0",
+				"/common/discovery/keys":                nil,
+				"/" + tenantID + "/discovery/keys":      nil,
+			}[path]
+			if k["issuer"] != wantIssuer {
+				t.Errorf("%s: issuer %v, want %v", path, k["issuer"], wantIssuer)
+			}
 			der, _ := base64.StdEncoding.DecodeString(x5c[0].(string))
 			if len(der) == 0 {
 				t.Errorf("x5c is not base64 DER")
@@ -407,5 +529,104 @@ func TestTokenLifetimeOption(t *testing.T) {
 	resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ccForm(), nil)
 	if resp.StatusCode != 200 || body["expires_in"] != float64(599) {
 		t.Errorf("status %d expires_in %v, want 599", resp.StatusCode, body["expires_in"])
+	}
+}
+
+func TestPasswordGrant(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	user, err := f.store.GetUserByUPN(ctx, tenantID, "ada@contoso.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("public client, named scope, v2", func(t *testing.T) {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ropcForm("username", "ADA@Contoso.Example"), nil)
+		if resp.StatusCode != 200 || body["scope"] != "api://payments/Payments.Submit" {
+			t.Fatalf("status %d body %v", resp.StatusCode, body)
+		}
+		_, c := claimsOf(t, f, body["access_token"].(string))
+		want := map[string]any{"aud": apiAppID, "azp": clientID, "azpacr": "0", "oid": user.ObjectID, "name": "Ada Lovelace",
+			"preferred_username": "ada@contoso.example", "scp": "Payments.Submit", "tid": tenantID, "ver": "2.0"}
+		for k, v := range want {
+			if c[k] != v {
+				t.Errorf("%s = %v, want %v", k, c[k], v)
+			}
+		}
+		if sub, _ := c["sub"].(string); sub == "" || sub == user.ObjectID {
+			t.Errorf("sub %q: want a pairwise subject, not the object id", sub)
+		}
+		if c["roles"] != nil || c["idtyp"] != nil {
+			t.Errorf("roles %v idtyp %v on a user token", c["roles"], c["idtyp"])
+		}
+	})
+
+	t.Run("confidential client, .default, v2", func(t *testing.T) {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ropcForm("scope", "api://payments/.default", "client_secret", secret), nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d body %v", resp.StatusCode, body)
+		}
+		_, c := claimsOf(t, f, body["access_token"].(string))
+		if c["azpacr"] != "1" || c["scp"] != "Payments.Submit Payments.View" {
+			t.Errorf("azpacr %v scp %v, want 1 and every published scope", c["azpacr"], c["scp"])
+		}
+	})
+
+	t.Run("v1 endpoint with resource", func(t *testing.T) {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/token", ropcForm("scope", "", "resource", "api://payments"), nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d body %v", resp.StatusCode, body)
+		}
+		_, c := claimsOf(t, f, body["access_token"].(string))
+		if c["scp"] != "Payments.Submit Payments.View" || c["ver"] != "2.0" {
+			t.Errorf("scp %v ver %v: want every scope, in the resource's token version", c["scp"], c["ver"])
+		}
+	})
+
+	t.Run("v1 token: upn, unique_name, amr", func(t *testing.T) {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ropcForm("scope", "https://legacy.contoso.example/.default"), nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d body %v", resp.StatusCode, body)
+		}
+		_, c := claimsOf(t, f, body["access_token"].(string))
+		want := map[string]any{"aud": "https://legacy.contoso.example", "appid": clientID, "appidacr": "0", "upn": "ada@contoso.example",
+			"unique_name": "ada@contoso.example", "scp": "Legacy.Use", "oid": user.ObjectID, "ver": "1.0"}
+		for k, v := range want {
+			if c[k] != v {
+				t.Errorf("%s = %v, want %v", k, c[k], v)
+			}
+		}
+		if amr, _ := c["amr"].([]any); len(amr) != 1 || amr[0] != "pwd" {
+			t.Errorf("amr %v, want [pwd]", c["amr"])
+		}
+		if c["idtyp"] != nil || c["idp"] != nil {
+			t.Errorf("idtyp %v idp %v on a home-tenant user token", c["idtyp"], c["idp"])
+		}
+	})
+}
+
+func TestCertificateAssertion(t *testing.T) {
+	f := newFixture(t)
+	path := "/" + tenantID + "/oauth2/v2.0/token"
+	for name, assertion := range map[string]string{
+		"x5t#S256": testCert.assertion(t, f.srv.URL+path, nil),
+		"x5t": testCert.assertion(t, f.srv.URL+path, nil, "x5t", func() string {
+			s := sha1.Sum(testCert.cert.Raw)
+			return base64.RawURLEncoding.EncodeToString(s[:])
+		}()),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, body := f.post(t, path, ccForm("client_secret", "", "client_assertion", assertion, "client_assertion_type", jwtBearer), nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d body %v", resp.StatusCode, body)
+			}
+			_, c := claimsOf(t, f, body["access_token"].(string))
+			if c["azp"] != clientID || c["azpacr"] != "2" {
+				t.Errorf("azp %v azpacr %v, want the worker with acr 2", c["azp"], c["azpacr"])
+			}
+			if f.verifier.creds != nil {
+				t.Error("a certificate assertion reached the federation verifier")
+			}
+		})
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +65,8 @@ func (s *Server) token(version int) http.HandlerFunc {
 			s.fail(w, r, missing("grant_type"))
 		case "client_credentials":
 			s.clientCredentials(w, r, req)
+		case "password":
+			s.password(w, r, req)
 		default:
 			s.fail(w, r, aadsts.New(aadsts.UnsupportedGrantType, "The app requested an unsupported grant type '%s'.", grant))
 		}
@@ -91,6 +95,12 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	form, err := url.ParseQuery(string(data))
 	if err != nil {
 		return nil, aadsts.New(aadsts.MalformedRequestBody, "The request body is not a valid form: %s.", err)
+	}
+	names := slices.Sorted(maps.Keys(form))
+	for _, name := range names {
+		if len(form[name]) > 1 {
+			return nil, aadsts.New(aadsts.DuplicateParameter, "The request is not properly formatted. The parameter '%s' is duplicated.", name)
+		}
 	}
 	return form, nil
 }
@@ -142,7 +152,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, req t
 		s.unavailable(w, r, err)
 		return
 	}
-	s.issue(w, r, req, auth, res, resourceName, roles)
+	s.issue(w, r, req, grant{auth: auth, roles: roles}, res, resourceName)
 }
 
 // resourceFromRequest takes the resource from scope (v2) or resource (v1).
@@ -190,6 +200,13 @@ func (s *Server) authenticate(r *http.Request, req tokenRequest, cl client, secr
 			}
 			return authResult{}, aadsts.New(aadsts.InvalidClientAssertionType, "The client_assertion_type '%s' is not supported. Use '%s'.", t, jwtBearer), nil
 		}
+		if tok := certificateAssertion(assertion, cl.AppID); tok != nil {
+			aerr, err := s.verifyCertificateAssertion(r, req, cl, tok)
+			if aerr != nil || err != nil {
+				return authResult{}, aerr, err
+			}
+			return authResult{client: cl, acr: "2"}, nil, nil
+		}
 		creds, err := s.store.ListFederatedCredentials(ctx, cl.OwnerID)
 		if err != nil {
 			return authResult{}, nil, err
@@ -224,36 +241,52 @@ func invalidSecret(cl client) *aadsts.Error {
 // accessToken holds the claims of an app-only access token, v1 or v2, in
 // the order Entra writes them.
 type accessToken struct {
-	Aud      string   `json:"aud"`
-	Iss      string   `json:"iss"`
-	Iat      int64    `json:"iat"`
-	Nbf      int64    `json:"nbf"`
-	Exp      int64    `json:"exp"`
-	Aio      string   `json:"aio"`
-	AppID    string   `json:"appid,omitempty"`
-	AppIDACR string   `json:"appidacr,omitempty"`
-	Azp      string   `json:"azp,omitempty"`
-	AzpACR   string   `json:"azpacr,omitempty"`
-	IdP      string   `json:"idp,omitempty"`
-	IdTyp    string   `json:"idtyp,omitempty"`
-	OID      string   `json:"oid"`
-	RH       string   `json:"rh"`
-	Roles    []string `json:"roles,omitempty"`
-	Sub      string   `json:"sub"`
-	TID      string   `json:"tid"`
-	UTI      string   `json:"uti"`
-	Ver      string   `json:"ver"`
+	Aud               string   `json:"aud"`
+	Iss               string   `json:"iss"`
+	Iat               int64    `json:"iat"`
+	Nbf               int64    `json:"nbf"`
+	Exp               int64    `json:"exp"`
+	Aio               string   `json:"aio"`
+	Amr               []string `json:"amr,omitempty"`
+	AppID             string   `json:"appid,omitempty"`
+	AppIDACR          string   `json:"appidacr,omitempty"`
+	Azp               string   `json:"azp,omitempty"`
+	AzpACR            string   `json:"azpacr,omitempty"`
+	IdP               string   `json:"idp,omitempty"`
+	IdTyp             string   `json:"idtyp,omitempty"`
+	Name              string   `json:"name,omitempty"`
+	OID               string   `json:"oid"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	RH                string   `json:"rh"`
+	Roles             []string `json:"roles,omitempty"`
+	Scp               string   `json:"scp,omitempty"`
+	Sub               string   `json:"sub"`
+	TID               string   `json:"tid"`
+	UniqueName        string   `json:"unique_name,omitempty"`
+	UPN               string   `json:"upn,omitempty"`
+	UTI               string   `json:"uti"`
+	Ver               string   `json:"ver"`
+}
+
+// grant is what a token is issued for: a client alone (roles), or a user
+// through a client (delegated scopes).
+type grant struct {
+	auth   authResult
+	roles  []string
+	user   *store.User
+	scopes []string
 }
 
 // issue signs the access token and writes the response. The token's version
 // follows the resource's accessTokenAcceptedVersion, not the endpoint.
-func (s *Server) issue(w http.ResponseWriter, r *http.Request, req tokenRequest, auth authResult, res resource, requested string, roles []string) {
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, req tokenRequest, g grant, res resource, requested string) {
+	auth := g.auth
 	now := s.opts.now().UTC().Truncate(time.Second)
 	iat := now.Add(-backdate)
 	exp := now.Add(s.opts.tokenLifetime)
 	at := accessToken{
 		Iat: iat.Unix(), Nbf: iat.Unix(), Exp: exp.Unix(), Aio: opaque(48),
-		OID: auth.client.PrincipalID, RH: "0." + opaque(48) + ".", Roles: roles,
+		OID: auth.client.PrincipalID, RH: "0." + opaque(48) + ".", Roles: g.roles,
 		Sub: auth.client.PrincipalID, TID: req.tenant.ID, UTI: opaque(16),
 	}
 	v1 := res.App.AccessTokenAcceptedVersion != 2
@@ -263,6 +296,18 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, req tokenRequest,
 	} else {
 		at.Aud, at.Iss, at.Ver = res.App.AppID, req.base+"/"+req.tenant.ID+"/v2.0", "2.0"
 		at.Azp, at.AzpACR = auth.client.AppID, auth.acr
+	}
+	var granted []string
+	if u := g.user; u != nil {
+		at.OID, at.Sub, at.Name, at.Scp, at.IdP, at.IdTyp = u.ObjectID, pairwiseSubject(u.ObjectID, auth.client.AppID), u.DisplayName, strings.Join(g.scopes, " "), "", ""
+		if v1 {
+			at.Amr, at.UniqueName, at.UPN = []string{"pwd"}, u.UserPrincipalName, u.UserPrincipalName
+		} else {
+			at.PreferredUsername = u.UserPrincipalName
+		}
+		for _, sc := range g.scopes {
+			granted = append(granted, requested+"/"+sc)
+		}
 	}
 	payload, err := json.Marshal(at)
 	if err != nil {
@@ -289,10 +334,11 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, req tokenRequest,
 	} else {
 		body, _ = json.Marshal(struct {
 			TokenType    string `json:"token_type"`
+			Scope        string `json:"scope,omitempty"`
 			ExpiresIn    int64  `json:"expires_in"`
 			ExtExpiresIn int64  `json:"ext_expires_in"`
 			AccessToken  string `json:"access_token"`
-		}{"Bearer", expiresIn, expiresIn, token})
+		}{"Bearer", strings.Join(granted, " "), expiresIn, expiresIn, token})
 	}
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, body, "no-store, no-cache")

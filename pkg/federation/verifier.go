@@ -268,20 +268,32 @@ func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, al
 // entraTime is how Entra prints times in AADSTS700024.
 const entraTime = "2006-01-02T15:04:05.0000000Z"
 
-func (v *Verifier) checkTimes(c claims) *aadsts.Error {
-	now := v.opts.now().UTC()
-	var nbf, exp time.Time
-	if c.NotBefor != nil {
-		nbf = c.NotBefor.Time().UTC()
-	} else {
-		nbf = time.Unix(0, 0).UTC()
+// TimeRange checks a client assertion's exp and nbf against now with
+// ClockSkew, failing with Entra's AADSTS700024, which shows a missing nbf
+// as 1970 and requires exp. Certificate assertions share this check.
+func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) *aadsts.Error {
+	now = now.UTC()
+	from, until := time.Unix(0, 0).UTC(), time.Time{}
+	if nbf != nil {
+		from = nbf.Time().UTC()
 	}
-	if c.Expiry != nil {
-		exp = c.Expiry.Time().UTC()
+	if exp != nil {
+		until = exp.Time().UTC()
 	}
-	if c.Expiry == nil || now.After(exp.Add(ClockSkew)) || now.Add(ClockSkew).Before(nbf) {
+	if exp == nil || now.After(until.Add(ClockSkew)) || now.Add(ClockSkew).Before(from) {
 		return aadsts.New(aadsts.AssertionTimeRange, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
-			now.Format(entraTime), nbf.Format(entraTime), exp.Format(entraTime))
+			now.Format(entraTime), from.Format(entraTime), until.Format(entraTime))
+	}
+	return nil
+}
+
+func (v *Verifier) checkTimes(c claims) *aadsts.Error {
+	if aerr := TimeRange(v.opts.now(), c.NotBefor, c.Expiry); aerr != nil {
+		return aerr
+	}
+	nbf, exp := time.Unix(0, 0), c.Expiry.Time()
+	if c.NotBefor != nil {
+		nbf = c.NotBefor.Time()
 	}
 	start := nbf
 	if c.IssuedAt != nil {

@@ -161,6 +161,11 @@ func (a *Applier) applyApplication(ctx context.Context, tid string, in Applicati
 			AllowedMemberTypes: types, IsEnabled: true,
 		})
 	}
+	for _, sc := range in.OAuth2PermissionScopes {
+		want.PermissionScopes = append(want.PermissionScopes, store.PermissionScope{
+			ID: derive(objectID, "scope", sc.Value), Value: sc.Value, AdminConsentDisplayName: sc.AdminConsentDisplayName, IsEnabled: true,
+		})
+	}
 	have, err := a.Store.GetApplication(ctx, objectID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -188,7 +193,53 @@ func (a *Applier) applyApplication(ctx context.Context, tid string, in Applicati
 	if err := a.applyFederatedCredentials(ctx, p, in.FederatedCredentials, now); err != nil {
 		return p, err
 	}
-	return p, a.applySecrets(ctx, p, in.ClientSecretFiles, now)
+	if err := a.applySecrets(ctx, p, in.ClientSecretFiles, now); err != nil {
+		return p, err
+	}
+	return p, a.applyCertificates(ctx, p, in.CertificateFiles)
+}
+
+// applyCertificates makes the owner's seed-managed certificates those of
+// files, keyed by thumbprint so that an unchanged file writes nothing.
+func (a *Applier) applyCertificates(ctx context.Context, p principal, files []string) error {
+	existing, err := a.Store.ListKeyCredentials(ctx, p.ownerID)
+	if err != nil {
+		return err
+	}
+	have := map[string]store.KeyCredential{}
+	for _, c := range existing {
+		have[c.KeyID] = c
+	}
+	used := map[string]bool{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+		kc, err := directory.KeyCredential(p.ownerID, "", "seed: "+file, data)
+		if err != nil {
+			return fmt.Errorf("certificate in %s: %w", file, err)
+		}
+		kc.KeyID, kc.ManagedBy = derive(p.ownerID, "certificate", fmt.Sprintf("%x", kc.ThumbprintSHA256)), store.ManagedBySeed
+		used[kc.KeyID] = true
+		if old, ok := have[kc.KeyID]; ok {
+			if old.ManagedBy != store.ManagedBySeed {
+				return notOurs("certificate credential", kc.KeyID)
+			}
+			continue
+		}
+		if err := a.Store.AddKeyCredential(ctx, kc); err != nil {
+			return err
+		}
+	}
+	for _, c := range existing {
+		if c.ManagedBy == store.ManagedBySeed && !used[c.KeyID] {
+			if err := a.Store.DeleteKeyCredential(ctx, p.ownerID, c.KeyID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func sameApplication(a, b store.Application) bool {
@@ -196,7 +247,7 @@ func sameApplication(a, b store.Application) bool {
 		a.AccessTokenAcceptedVersion == b.AccessTokenAcceptedVersion && slices.EqualFunc(a.AppRoles, b.AppRoles, func(x, y store.AppRole) bool {
 		return x.ID == y.ID && x.Value == y.Value && x.DisplayName == y.DisplayName && x.Description == y.Description &&
 			slices.Equal(x.AllowedMemberTypes, y.AllowedMemberTypes) && x.IsEnabled == y.IsEnabled
-	})
+	}) && slices.Equal(a.PermissionScopes, b.PermissionScopes)
 }
 
 func (a *Applier) pruneApplications(ctx context.Context, tid string, keep map[string]bool) error {

@@ -36,15 +36,21 @@ type Application struct {
 	// the stored object across changes.
 	Name string `json:"name"`
 	// AppID is the client id; derived from the tenant and Name when empty.
-	AppID                      string                `json:"appId,omitempty"`
-	IdentifierURIs             []string              `json:"identifierUris,omitempty"`
-	AccessTokenAcceptedVersion int                   `json:"accessTokenAcceptedVersion,omitempty"`
-	AppRoles                   []AppRole             `json:"appRoles,omitempty"`
-	FederatedCredentials       []FederatedCredential `json:"federatedCredentials,omitempty"`
+	AppID                      string    `json:"appId,omitempty"`
+	IdentifierURIs             []string  `json:"identifierUris,omitempty"`
+	AccessTokenAcceptedVersion int       `json:"accessTokenAcceptedVersion,omitempty"`
+	AppRoles                   []AppRole `json:"appRoles,omitempty"`
+	// OAuth2PermissionScopes are delegated permissions, issued in scp to
+	// users signing in with the password grant.
+	OAuth2PermissionScopes []PermissionScope     `json:"oauth2PermissionScopes,omitempty"`
+	FederatedCredentials   []FederatedCredential `json:"federatedCredentials,omitempty"`
 	// ClientSecretFiles name files holding client secrets to accept, such
 	// as mounted Kubernetes Secrets; only their hashes are stored.
-	ClientSecretFiles []string         `json:"clientSecretFiles,omitempty"`
-	RoleAssignments   []RoleAssignment `json:"roleAssignments,omitempty"`
+	ClientSecretFiles []string `json:"clientSecretFiles,omitempty"`
+	// CertificateFiles name PEM certificates (public part only) that
+	// clients may sign assertions with, as ClientCertificateCredential does.
+	CertificateFiles []string         `json:"certificateFiles,omitempty"`
+	RoleAssignments  []RoleAssignment `json:"roleAssignments,omitempty"`
 }
 
 // AppRole is a role the application defines.
@@ -53,6 +59,12 @@ type AppRole struct {
 	DisplayName        string   `json:"displayName,omitempty"`
 	Description        string   `json:"description,omitempty"`
 	AllowedMemberTypes []string `json:"allowedMemberTypes,omitempty"`
+}
+
+// PermissionScope is a delegated permission the application publishes.
+type PermissionScope struct {
+	Value                   string `json:"value"`
+	AdminConsentDisplayName string `json:"adminConsentDisplayName,omitempty"`
 }
 
 // FederatedCredential is a federated identity credential, in the shape of
@@ -150,6 +162,16 @@ func (f File) check() error {
 				if r.Value == "" {
 					return fmt.Errorf("%s.appRoles[%d].value is required", at, k)
 				}
+			}
+			scopes := map[string]bool{}
+			for k, sc := range a.OAuth2PermissionScopes {
+				switch {
+				case sc.Value == "" || strings.ContainsAny(sc.Value, " \t"):
+					return fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q: want a value without spaces", at, k, sc.Value)
+				case scopes[sc.Value]:
+					return fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q appears twice", at, k, sc.Value)
+				}
+				scopes[sc.Value] = true
 			}
 			if err := checkRoleAssignments(at, a.RoleAssignments); err != nil {
 				return err

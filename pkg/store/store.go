@@ -50,6 +50,15 @@ type AppRole struct {
 	IsEnabled          bool     `json:"isEnabled"`
 }
 
+// PermissionScope is a delegated permission an application publishes
+// (Graph's api.oauth2PermissionScopes), issued in scp to a signed-in user.
+type PermissionScope struct {
+	ID                      string `json:"id"`
+	Value                   string `json:"value"`
+	AdminConsentDisplayName string `json:"adminConsentDisplayName"`
+	IsEnabled               bool   `json:"isEnabled"`
+}
+
 // Application is an app registration.
 type Application struct {
 	ObjectID       string
@@ -58,6 +67,8 @@ type Application struct {
 	DisplayName    string
 	IdentifierURIs []string // unique per tenant
 	AppRoles       []AppRole
+	// PermissionScopes are the delegated permissions the app publishes.
+	PermissionScopes []PermissionScope
 	// AccessTokenAcceptedVersion is 1 or 2; 0 means unset, which Entra treats as 1.
 	AccessTokenAcceptedVersion int
 	ManagedBy                  string

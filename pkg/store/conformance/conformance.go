@@ -126,6 +126,7 @@ func testApplications(t *testing.T, s store.Store) {
 	seedTenant(t, s)
 	a := app("o1", "c1", "api://payments", "https://payments.contoso.example")
 	a.AppRoles = []store.AppRole{{ID: "r1", Value: "Payments.Read", DisplayName: "Read", AllowedMemberTypes: []string{"Application"}, IsEnabled: true}}
+	a.PermissionScopes = []store.PermissionScope{{ID: "s1", Value: "Payments.Submit", AdminConsentDisplayName: "Submit payments", IsEnabled: true}}
 	must(t, s.CreateApplication(ctx, a))
 	for name, get := range map[string]func() (store.Application, error){
 		"GetApplication":        func() (store.Application, error) { return s.GetApplication(ctx, "o1") },

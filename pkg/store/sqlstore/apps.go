@@ -95,17 +95,27 @@ func scanString(r scanner) (string, error) {
 	return v, err
 }
 
-const appColumns = "object_id, tenant_id, app_id, display_name, app_roles, access_token_version, managed_by, created_at"
+const appColumns = "object_id, tenant_id, app_id, display_name, app_roles, permission_scopes, access_token_version, managed_by, created_at"
+
+// appJSON encodes the application's JSON columns: app roles and scopes.
+func appJSON(a store.Application) (roles, scopes string, err error) {
+	r, err := json.Marshal(nonNil(a.AppRoles))
+	if err != nil {
+		return "", "", err
+	}
+	sc, err := json.Marshal(nonNil(a.PermissionScopes))
+	return string(r), string(sc), err
+}
 
 // CreateApplication stores a with its identifier URIs.
 func (s *Store) CreateApplication(ctx context.Context, a store.Application) error {
-	roles, err := json.Marshal(nonNil(a.AppRoles))
+	roles, scopes, err := appJSON(a)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO applications ("+appColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, string(roles), a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO applications ("+appColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt)); err != nil {
 			return err
 		}
 		return s.putURIs(ctx, tx, a)
@@ -124,13 +134,13 @@ func (s *Store) putURIs(ctx context.Context, tx *sql.Tx, a store.Application) er
 // UpdateApplication replaces everything of a but its object id, tenant and
 // creation time.
 func (s *Store) UpdateApplication(ctx context.Context, a store.Application) error {
-	roles, err := json.Marshal(nonNil(a.AppRoles))
+	roles, scopes, err := appJSON(a)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
-			a.AppID, a.DisplayName, string(roles), a.AccessTokenAcceptedVersion, a.ManagedBy, a.ObjectID)
+		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
+			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, a.ObjectID)
 		if err != nil {
 			return err
 		}
@@ -197,16 +207,16 @@ func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]store.
 
 func scanApp(r scanner) (store.Application, error) {
 	var a store.Application
-	var roles string
+	var roles, scopes string
 	var created int64
-	if err := r.Scan(&a.ObjectID, &a.TenantID, &a.AppID, &a.DisplayName, &roles, &a.AccessTokenAcceptedVersion, &a.ManagedBy, &created); err != nil {
+	if err := r.Scan(&a.ObjectID, &a.TenantID, &a.AppID, &a.DisplayName, &roles, &scopes, &a.AccessTokenAcceptedVersion, &a.ManagedBy, &created); err != nil {
 		return a, err
 	}
 	a.CreatedAt = fromMS(created)
 	if err := json.Unmarshal([]byte(roles), &a.AppRoles); err != nil {
 		return a, err
 	}
-	return a, nil
+	return a, json.Unmarshal([]byte(scopes), &a.PermissionScopes)
 }
 
 // DeleteApplication removes the application and everything that hangs off

@@ -32,7 +32,7 @@ postgres:
 
 ## bench: benchmarks; numbers are recorded in docs/benchmarks.md
 bench:
-	eval "$$(test/postgres/pg.sh start)" && $(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	eval "$$(test/postgres/pg.sh start)" && $(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: every fuzz target for FUZZTIME (default 20s) each
 fuzz:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
@@ -35,6 +36,56 @@ func BenchmarkRSASign(b *testing.B) {
 	})
 }
 
+// BenchmarkSigningHandler is the bound as a client sees it: an HTTPS handler
+// that only makes the one RSA signature, under the same client and
+// connections as BenchmarkTokenEndpoint.
+func BenchmarkSigningHandler(b *testing.B) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		digest := sha256.Sum256([]byte(r.URL.Path))
+		sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+		if err != nil {
+			b.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"%x"}`, sig)
+	}))
+	defer srv.Close()
+	tlsConfig := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, n := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			loadTest(b, tlsConfig, n, srv.URL+"/token", "grant_type=client_credentials")
+		})
+	}
+}
+
+// loadTest posts body to url over n keep-alive HTTP/1.1 connections.
+func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string) {
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: tlsConfig.Clone(), MaxConnsPerHost: n, MaxIdleConnsPerHost: n,
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}}
+	defer client.CloseIdleConnections()
+	post := func() {
+		resp, err := client.Post(url, "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	post() // warm: connections, issuer metadata
+	latency.MeasureConcurrent(b, n, post)
+}
+
 // BenchmarkTokenEndpoint is the whole token request over TLS on loopback
 // against a development gateway (SQLite, warm issuer cache), with n
 // connections each keeping one request in flight.
@@ -58,25 +109,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		body := forms[grant].Encode()
 		for _, n := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/conns=%d", grant, n), func(b *testing.B) {
-				client := &http.Client{Transport: &http.Transport{
-					TLSClientConfig: tlsConfig.Clone(), MaxConnsPerHost: n, MaxIdleConnsPerHost: n, ForceAttemptHTTP2: false,
-					TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
-				}}
-				defer client.CloseIdleConnections()
-				post := func() {
-					resp, err := client.Post(endpoint, "application/x-www-form-urlencoded", strings.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				post() // warm: connections, issuer metadata
-				latency.MeasureConcurrent(b, n, post)
+				loadTest(b, tlsConfig, n, endpoint, body)
 			})
 		}
 	}

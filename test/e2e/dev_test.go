@@ -262,4 +262,15 @@ func TestWorkloadIdentityCredentialWithDevTokenFile(t *testing.T) {
 	if c := verifyAccessToken(t, info, client, tok.Token); c.Azp != info.ClientID || c.AzpACR != "2" {
 		t.Errorf("azp=%s azpacr=%s, want the client with a federated assertion", c.Azp, c.AzpACR)
 	}
+
+	// The same file for a client id the directory lacks: AADSTS700016.
+	stranger, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+		ClientOptions: clientOptions(info, client), TenantID: info.TenantID, ClientID: "00000000-0000-4000-8000-000000000001",
+		TokenFilePath: info.TokenFile, DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stranger.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.Scope}})
+	assertAuthFailure(t, err, 400, "AADSTS700016")
 }

@@ -76,6 +76,7 @@ type Dev struct {
 	seeder    *seed.Applier
 	workload  *devworkload.Server
 	keys      keysource.Source
+	issuer    *oidcprovider.Issuer
 	cert      tls.Certificate
 	entra     Listener
 	oidc      Listener
@@ -174,10 +175,13 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
-	provider, err := oidcprovider.New(d.keys,
-		oidcprovider.WithIssuer(issuer),
+	d.issuer, err = oidcprovider.NewIssuer(d.keys, issuer,
 		oidcprovider.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
 		oidcprovider.WithLogger(opts.Logger.With("component", "oidc")))
+	if err != nil {
+		return nil, err
+	}
+	provider, err := oidcprovider.New([]*oidcprovider.Issuer{d.issuer})
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +239,7 @@ func checkWritable(dir string) error {
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
 	go d.ent.Run(ctx)
+	go d.issuer.Run(ctx)
 	go d.tokenFile.Run(ctx)
 	if d.seeder != nil {
 		go d.seeder.Watch(ctx, d.opts.SeedFile, seedInterval)

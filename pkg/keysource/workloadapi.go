@@ -3,10 +3,8 @@ package keysource
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
@@ -23,9 +21,6 @@ type WorkloadAPI struct {
 	logger *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
-
-	mu     sync.Mutex
-	failed bool // within an outage: log once per outage
 }
 
 // Option configures a WorkloadAPI source.
@@ -80,26 +75,15 @@ func NewWorkloadAPI(ctx context.Context, td spiffeid.TrustDomain, opts ...Option
 
 // OnJWTBundlesUpdate implements workloadapi.JWTBundleWatcher.
 func (s *WorkloadAPI) OnJWTBundlesUpdate(set *jwtbundle.Set) {
-	s.mu.Lock()
-	if s.failed {
+	if s.recovered() {
 		s.logger.Info("the Workload API is back")
-		s.failed = false
 	}
-	s.mu.Unlock()
 	b, ok := set.Get(s.td)
 	if !ok {
 		s.logger.Error("the Workload API sent no JWT bundle for the trust domain; keeping the last keys", "trust_domain", s.td.String())
 		return
 	}
-	var keys []jose.JSONWebKey
-	for kid, k := range b.JWTAuthorities() {
-		jwk, err := publicJWK(jose.JSONWebKey{Key: k, KeyID: kid})
-		if err != nil {
-			s.logger.Warn("skipping a key of the JWT bundle", "error", err)
-			continue
-		}
-		keys = append(keys, jwk)
-	}
+	keys := publicJWKs(b.JWTAuthorities(), func(err error) { s.logger.Warn("skipping a key of the JWT bundle", "error", err) })
 	if err := s.publish(keys); err != nil {
 		s.logger.Error("cannot publish the JWT bundle", "error", err)
 	}
@@ -111,11 +95,8 @@ func (s *WorkloadAPI) OnJWTBundlesWatchError(err error) {
 	if status.Code(err) == codes.Canceled {
 		return // Close
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.failed {
+	if s.fail(err) {
 		s.logger.Warn("the Workload API is unavailable; serving the last keys while go-spiffe reconnects", "error", err)
-		s.failed = true
 	}
 }
 

@@ -3,14 +3,13 @@ package oidcprovider
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,17 +21,24 @@ import (
 // documents are both documents for one key set.
 type documents struct {
 	changed   time.Time
+	keyCount  int
+	warnings  []string
 	discovery document
 	keys      document
 }
 
-// document is a response body prepared once: plain, gzipped, with its
-// validators.
+// document is a response prepared once: both encodings with their headers.
 type document struct {
-	body     []byte
-	gzipped  []byte
-	etag     string
-	modified time.Time
+	plain, gzipped representation
+	modified       time.Time
+}
+
+// representation is one encoding of a document. Its header values are
+// shared by every response; net/http never modifies them.
+type representation struct {
+	body   []byte
+	etag   string
+	header http.Header
 }
 
 // discoveryDoc is the discovery document in SPIRE's field order.
@@ -49,7 +55,8 @@ func render(o options, set keysource.KeySet) (*documents, error) {
 	keys := make([]jose.JSONWebKey, len(set.Keys))
 	algs := []string{}
 	for i, k := range set.Keys {
-		keys[i] = k
+		keys[i] = k.Public()
+		keys[i].KeyID, keys[i].Algorithm, keys[i].Use = k.KeyID, k.Algorithm, "sig"
 		if o.omitUse {
 			keys[i].Use = ""
 		}
@@ -69,50 +76,80 @@ func render(o options, set keysource.KeySet) (*documents, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render discovery: %w", err)
 	}
-	return &documents{changed: set.Changed, discovery: newDocument(discoJSON, set.Changed), keys: newDocument(keysJSON, set.Changed)}, nil
+	modified := set.Changed.Truncate(time.Second)
+	return &documents{
+		changed:   set.Changed,
+		keyCount:  len(keys),
+		warnings:  entraChecks(o.issuer, set),
+		discovery: newDocument(append(discoJSON, '\n'), modified, o.maxAge),
+		keys:      newDocument(append(keysJSON, '\n'), modified, o.maxAge),
+	}, nil
 }
 
-func newDocument(body []byte, modified time.Time) document {
+func newDocument(body []byte, modified time.Time, maxAge time.Duration) document {
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	_, _ = zw.Write(body)
 	_ = zw.Close()
 	sum := sha256.Sum256(body)
-	return document{body: body, gzipped: gz.Bytes(), etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`, modified: modified.Truncate(time.Second)}
+	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
+	common := http.Header{
+		"Content-Type":  {"application/json"},
+		"Cache-Control": {"public, max-age=" + strconv.Itoa(int(maxAge/time.Second))},
+		"Last-Modified": {modified.UTC().Format(http.TimeFormat)},
+		"Vary":          {"Accept-Encoding"},
+	}
+	rep := func(body []byte, etag string, extra ...string) representation {
+		h := common.Clone()
+		h["Etag"] = []string{etag}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		for i := 0; i < len(extra); i += 2 {
+			h[extra[i]] = []string{extra[i+1]}
+		}
+		return representation{body: body, etag: etag, header: h}
+	}
+	return document{
+		plain: rep(body, `"`+tag+`"`),
+		// A different encoding is a different representation (RFC 9110
+		// section 8.8.3), so it has its own strong validator.
+		gzipped:  rep(gz.Bytes(), `"`+tag+`-gzip"`, "Content-Encoding", "gzip"),
+		modified: modified,
+	}
 }
 
 // serve writes d with its validators, honouring conditional requests, HEAD
 // and gzip.
-func (d *document) serve(w http.ResponseWriter, r *http.Request, maxAge time.Duration) {
+func (d *document) serve(w http.ResponseWriter, r *http.Request) {
+	rep := &d.plain
+	if acceptsGzip(r.Header["Accept-Encoding"]) {
+		rep = &d.gzipped
+	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", maxAgeHeader(maxAge))
-	h.Set("ETag", d.etag)
-	h.Set("Last-Modified", httpDate(d.modified))
-	h.Set("Vary", "Accept-Encoding")
-	if notModified(r, d) {
+	for k, v := range rep.header {
+		h[k] = v
+	}
+	if d.notModified(r) {
+		delete(h, "Content-Length")
+		delete(h, "Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := d.body
-	if acceptsGzip(r) {
-		h.Set("Content-Encoding", "gzip")
-		body = d.gzipped
-	}
-	h.Set("Content-Length", fmt.Sprint(len(body)))
 	if r.Method == http.MethodHead {
 		return
 	}
-	_, _ = w.Write(body)
+	_, _ = w.Write(rep.body)
 }
 
-// notModified applies RFC 9110: If-None-Match wins over If-Modified-Since.
-func notModified(r *http.Request, d *document) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, tag := range strings.Split(inm, ",") {
-			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-			if tag == d.etag || tag == "*" {
-				return true
+// notModified applies RFC 9110 section 13.1: If-None-Match, when present,
+// decides alone; it matches either encoding, weakly.
+func (d *document) notModified(r *http.Request) bool {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+		for _, field := range inm {
+			for _, tag := range strings.Split(field, ",") {
+				tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+				if tag == "*" || tag == d.plain.etag || tag == d.gzipped.etag {
+					return true
+				}
 			}
 		}
 		return false
@@ -124,34 +161,23 @@ func notModified(r *http.Request, d *document) bool {
 	return false
 }
 
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+// acceptsGzip reports whether Accept-Encoding lists gzip with a non-zero
+// quality.
+func acceptsGzip(fields []string) bool {
+	for _, field := range fields {
+		for _, part := range strings.Split(field, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			q := strings.TrimSpace(params)
+			if name, value, ok := strings.Cut(q, "="); ok && strings.EqualFold(strings.TrimSpace(name), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && f == 0 {
+					return false
+				}
+			}
 			return true
 		}
 	}
 	return false
-}
-
-// entraChecks returns what would make Entra refuse tokens of this issuer.
-func entraChecks(issuer string, set keysource.KeySet) []string {
-	var out []string
-	if !strings.HasPrefix(issuer, "https://") {
-		out = append(out, fmt.Sprintf("issuer %s is not https: Entra fetches issuer metadata over https only", issuer))
-	}
-	if len(set.Keys) > 100 {
-		out = append(out, fmt.Sprintf("the key set has %d keys: Entra reads only the first 100", len(set.Keys)))
-	}
-	for _, k := range set.Keys {
-		switch pub := k.Key.(type) {
-		case *rsa.PublicKey:
-			if pub.N.BitLen() < 2048 {
-				out = append(out, fmt.Sprintf("key %s is RSA-%d: Entra needs RSA keys of at least 2048 bits", k.KeyID, pub.N.BitLen()))
-			}
-		case *ecdsa.PublicKey:
-			out = append(out, fmt.Sprintf("key %s is %s: Entra rejects ES256 JWT-SVIDs (AADSTS5002738): set jwt_key_type = \"rsa-2048\" in the SPIRE server", k.KeyID, k.Algorithm))
-		}
-	}
-	return out
 }

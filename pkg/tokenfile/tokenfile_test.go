@@ -13,57 +13,13 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
 
 const workloadID = "spiffe://example.org/ns/app/sa/api"
-
-// workloadAPI serves the Workload API protocol on a unix socket in dir with a
-// key kept in dir, so that a restarted server signs with the same key.
-type workloadAPI struct {
-	t    *testing.T
-	dir  string
-	addr string
-	srv  *devworkload.Server
-}
-
-func startWorkloadAPI(t *testing.T, dir string, opts ...devworkload.Option) *workloadAPI {
-	t.Helper()
-	w := &workloadAPI{t: t, dir: dir, addr: "unix://" + filepath.Join(dir, "agent.sock")}
-	w.start(opts...)
-	t.Cleanup(func() { w.srv.Stop() })
-	return w
-}
-
-func (w *workloadAPI) start(opts ...devworkload.Option) {
-	w.t.Helper()
-	srv, err := devworkload.New(append([]devworkload.Option{
-		devworkload.WithKeyDir(filepath.Join(w.dir, "keys")),
-		devworkload.WithSPIFFEID(workloadID),
-	}, opts...)...)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	ln, err := devworkload.ListenUnix(strings.TrimPrefix(w.addr, "unix://"))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	w.srv = srv
-}
-
-func (w *workloadAPI) client() *workloadapi.Client {
-	w.t.Helper()
-	c, err := workloadapi.New(context.Background(), workloadapi.WithAddr(w.addr))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { c.Close() })
-	return c
-}
 
 func readToken(t *testing.T, path string) *jwtsvid.SVID {
 	t.Helper()
@@ -80,7 +36,7 @@ func readToken(t *testing.T, path string) *jwtsvid.SVID {
 
 func TestRefreshWritesTheFileAtomically(t *testing.T) {
 	dir := t.TempDir()
-	api := startWorkloadAPI(t, dir)
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID))
 	for _, tc := range []struct {
 		opts []tokenfile.Option
 		mode os.FileMode
@@ -90,7 +46,7 @@ func TestRefreshWritesTheFileAtomically(t *testing.T) {
 	} {
 		path := filepath.Join(dir, "out", "token-"+tc.mode.String())
 		os.MkdirAll(filepath.Dir(path), 0o755)
-		w := tokenfile.New(path, api.client(), tc.opts...)
+		w := tokenfile.New(path, api.Client(), tc.opts...)
 		if err := w.Ready(); err == nil {
 			t.Fatal("Ready before the first write: want an error")
 		}
@@ -121,9 +77,9 @@ func TestRefreshWritesTheFileAtomically(t *testing.T) {
 
 func TestRefreshReportsTokensTooShortToCoverTheRereadInterval(t *testing.T) {
 	dir := t.TempDir()
-	api := startWorkloadAPI(t, dir, devworkload.WithSVIDTTL(5*time.Minute))
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(5*time.Minute))
 	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.client())
+	w := tokenfile.New(path, api.Client())
 	_, err := w.Refresh(context.Background())
 	var short *tokenfile.TooShortError
 	if !errors.As(err, &short) {
@@ -141,9 +97,9 @@ func TestRefreshReportsTokensTooShortToCoverTheRereadInterval(t *testing.T) {
 func TestRefreshKeepsALongerLivedToken(t *testing.T) {
 	dir := t.TempDir()
 	var skew atomic.Int64
-	api := startWorkloadAPI(t, dir, devworkload.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
 	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.client())
+	w := tokenfile.New(path, api.Client())
 	first, err := w.Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -162,16 +118,16 @@ func TestRefreshKeepsALongerLivedToken(t *testing.T) {
 
 func TestRefreshSelectsTheSPIFFEID(t *testing.T) {
 	dir := t.TempDir()
-	api := startWorkloadAPI(t, dir)
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID))
 	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.client(), tokenfile.WithSubject(spiffeid.RequireFromString("spiffe://example.org/other")))
+	w := tokenfile.New(path, api.Client(), tokenfile.WithSubject(spiffeid.RequireFromString("spiffe://example.org/other")))
 	if _, err := w.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "spiffe://example.org/other") {
 		t.Fatalf("Refresh for an identity the workload lacks = %v, want an error naming it", err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a file was written: %v", err)
 	}
-	w = tokenfile.New(path, api.client(), tokenfile.WithSubject(spiffeid.RequireFromString(workloadID)), tokenfile.WithAudiences("api://a", "api://b"))
+	w = tokenfile.New(path, api.Client(), tokenfile.WithSubject(spiffeid.RequireFromString(workloadID)), tokenfile.WithAudiences("api://a", "api://b"))
 	if _, err := w.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -186,9 +142,9 @@ func TestRefreshSelectsTheSPIFFEID(t *testing.T) {
 // token a reader finds has close to the minimum remainder left or more.
 func TestRunRefreshesAheadOfExpiry(t *testing.T) {
 	dir := t.TempDir()
-	api := startWorkloadAPI(t, dir, devworkload.WithSVIDTTL(4*time.Second))
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(4*time.Second))
 	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
+	w := tokenfile.New(path, api.Client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -220,19 +176,19 @@ func TestRunRefreshesAheadOfExpiry(t *testing.T) {
 
 func TestRunSurvivesAWorkloadAPIRestart(t *testing.T) {
 	dir := t.TempDir()
-	api := startWorkloadAPI(t, dir, devworkload.WithSVIDTTL(3*time.Second))
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(3*time.Second))
 	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
+	w := tokenfile.New(path, api.Client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, 5*time.Second, func() bool { return w.Ready() == nil }, "the first token")
-	api.srv.Stop()
+	api.Server.Stop()
 	waitFor(t, 5*time.Second, func() bool { return w.Ready() != nil }, "not-ready while the Workload API is down")
 	stale := readToken(t, path)
-	api.start(devworkload.WithSVIDTTL(3 * time.Second))
+	api.Start(devworkload.WithSVIDTTL(3 * time.Second))
 	waitFor(t, 10*time.Second, func() bool { return w.Ready() == nil }, "a fresh token after the restart")
 	if fresh := readToken(t, path); !fresh.Expiry.After(stale.Expiry) {
 		t.Errorf("token after restart expires %v, not after the stale one's %v", fresh.Expiry, stale.Expiry)

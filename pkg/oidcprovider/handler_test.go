@@ -98,8 +98,8 @@ func body(t *testing.T, resp *http.Response) []byte {
 func TestDiscoveryDocument(t *testing.T) {
 	for _, tc := range []struct {
 		name, issuer, wantJWKS, target string
-		keys                         func(t *testing.T) []signingKey
-		wantAlgs                     []string
+		keys                           func(t *testing.T) []signingKey
+		wantAlgs                       []string
 	}{
 		{"host only", "https://oidc.example.org", "https://oidc.example.org/keys", "https://oidc.example.org" + discoveryPath,
 			func(t *testing.T) []signingKey { return []signingKey{newRSA(t, "a", 2048)} }, []string{"RS256"}},

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
 )
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "configuration file (YAML; docs/configuration.md); GATEWAY_* variables override its keys")
 	dev := fs.Bool("dev", false, "run a development gateway on embedded defaults (development CA, development Workload API, seeded directory); never for production")
 	dataDir := fs.String("data-dir", "./data", "directory for the gateway's state")
 	entraAddr := fs.String("entra-addr", "127.0.0.1:8443", "address of the Entra endpoint")
@@ -30,18 +33,24 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case *dev && *configFile != "":
+		fmt.Fprintln(stderr, "serve: --dev and --config exclude each other: --dev runs on embedded defaults")
+		return 2
+	case *configFile != "":
+		return serveConfig(ctx, *configFile, stderr)
+	case !*dev:
+		fmt.Fprintln(stderr, "serve: give --config FILE (docs/configuration.md), or --dev for a development gateway")
+		return 2
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
 		return 2
 	}
-	if !*dev {
-		fmt.Fprintln(stderr, "serve: only --dev is available in this version: run 'spiffe-entra-gateway serve --dev'")
-		return 2
-	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	d, err := gateway.NewDev(ctx, gateway.DevOptions{
 		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, SeedFile: *seedFile,
 		AnyIssuerExpressions: *anyIssuerExprs, Logger: logger,
@@ -52,6 +61,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	printDevInfo(stdout, d.Info)
 	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serveConfig runs a gateway from a configuration file.
+func serveConfig(ctx context.Context, path string, stderr io.Writer) int {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	gw, err := gateway.New(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	if err := gw.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return 1
 	}

@@ -244,7 +244,8 @@ func (d *Dev) Run(ctx context.Context) error {
 	if d.seeder != nil {
 		go d.seeder.Watch(ctx, d.opts.SeedFile, seedInterval)
 	}
-	return serveTLS(ctx, tlsConfig(d.cert), d.opts.Logger, d.entra, d.oidc)
+	d.entra.TLS, d.oidc.TLS = tlsConfig(d.cert), tlsConfig(d.cert)
+	return serve(ctx, d.opts.Logger, d.entra, d.oidc)
 }
 
 func (d *Dev) close() {

@@ -14,11 +14,13 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Listener is one HTTPS listener and what it serves.
+// Listener is one listener and what it serves.
 type Listener struct {
 	Name    string // for logs: "entra", "oidc", ...
 	Net     net.Listener
 	Handler http.Handler
+	// TLS serves HTTPS with this configuration; nil serves plain HTTP.
+	TLS *tls.Config
 }
 
 // newServer returns an http.Server with bounded header size and timeouts, so
@@ -36,14 +38,19 @@ func newServer(h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http
 	}
 }
 
-// serveTLS serves every listener over TLS until ctx ends, then shuts them
-// down gracefully.
-func serveTLS(ctx context.Context, tlsConfig *tls.Config, logger *slog.Logger, listeners ...Listener) error {
+// serve serves every listener until ctx ends, then shuts them down
+// gracefully.
+func serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
-		srv := newServer(l.Handler, tlsConfig, logger)
+		srv := newServer(l.Handler, l.TLS, logger)
 		g.Go(func() error {
-			err := srv.ServeTLS(l.Net, "", "")
+			var err error
+			if l.TLS != nil {
+				err = srv.ServeTLS(l.Net, "", "")
+			} else {
+				err = srv.Serve(l.Net)
+			}
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
 			}

@@ -278,3 +278,11 @@ func publicKeys(keys []key) []jose.JSONWebKey {
 	}
 	return out
 }
+
+// Ready reports whether the signer holds a key, that is whether a Refresh
+// has reached the store.
+func (sg *Signer) Ready() bool {
+	sg.mu.RLock()
+	defer sg.mu.RUnlock()
+	return len(sg.keys) > 0
+}

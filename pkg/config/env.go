@@ -1,0 +1,124 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var durationType = reflect.TypeFor[Duration]()
+
+// applyEnv sets every key named by a GATEWAY_... variable in env. Lists of
+// objects (oidc.additional_domains) have no override.
+func applyEnv(c *Config, env []string) error {
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix) {
+			vars[k] = v
+		}
+	}
+	if len(vars) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	var errs []string
+	walk(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
+		name := EnvName(key)
+		known[name] = true
+		raw, ok := vars[name]
+		if !ok {
+			return
+		}
+		if err := setFromString(v, raw); err != nil {
+			errs = append(errs, fmt.Sprintf("%s (%s): %v", name, key, err))
+		}
+	})
+	for name := range vars {
+		if !known[name] && !ignoredEnv[name] {
+			errs = append(errs, fmt.Sprintf("%s: no such configuration key (keys are listed in docs/configuration.md)", name))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("environment overrides:\n  %s", strings.Join(sorted(errs), "\n  "))
+	}
+	return nil
+}
+
+// ignoredEnv are GATEWAY_ variables that are not configuration keys.
+var ignoredEnv = map[string]bool{"GATEWAY_BIN": true}
+
+// EnvName is the environment variable that overrides key, such as
+// GATEWAY_OIDC_ISSUER for "oidc.issuer".
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Keys returns every key an environment variable can set, in the order of
+// the Config struct.
+func Keys() []string {
+	var keys []string
+	c := Defaults()
+	walk(reflect.ValueOf(&c).Elem(), "", func(key string, _ reflect.Value) { keys = append(keys, key) })
+	return keys
+}
+
+// walk calls fn for every scalar or string-list field, with its dotted key.
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fv := v.Field(i)
+		if f.Anonymous {
+			walk(fv, prefix, fn)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		key := prefix + name
+		switch {
+		case f.Type == durationType:
+			fn(key, fv)
+		case f.Type.Kind() == reflect.Struct:
+			walk(fv, key+".", fn)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() != reflect.String:
+			// lists of objects are set in the file only
+		default:
+			fn(key, fv)
+		}
+	}
+}
+
+func setFromString(v reflect.Value, raw string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 30s or 5m", raw)
+		}
+		v.Set(reflect.ValueOf(Duration{d}))
+	case v.Kind() == reflect.String:
+		v.SetString(raw)
+	case v.Kind() == reflect.Bool || (v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Bool):
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", raw)
+		}
+		if v.Kind() == reflect.Pointer {
+			v.Set(reflect.ValueOf(&b))
+		} else {
+			v.SetBool(b)
+		}
+	case v.Kind() == reflect.Slice:
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}

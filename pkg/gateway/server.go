@@ -1,0 +1,263 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/servingtls"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+)
+
+// Server is a gateway assembled from a configuration file: the OIDC
+// discovery provider, optionally the Entra endpoint, and the health
+// endpoints.
+type Server struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	sources []keysource.Source
+	issuers []*oidcprovider.Issuer
+	files   *servingtls.Files
+	svid    *servingtls.SVID
+	store   store.Store
+	ent     *Entra
+	seeder  *seed.Applier
+	oidc    Listener
+	entra   Listener
+	health  Listener
+}
+
+// New prepares a gateway from cfg: it opens the key sources, the store and
+// the TLS material and binds the listeners. Nothing is served until Run.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	var tlsConfig *tls.Config
+	switch cfg.TLS.Mode {
+	case "files":
+		s.files, err = servingtls.NewFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile,
+			servingtls.WithInterval(cfg.TLS.ReloadInterval.Duration), servingtls.WithLogger(logger.With("component", "tls")))
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig = s.files.Config()
+	case "spiffe":
+		s.svid, err = servingtls.NewSVID(ctx, cfg.WorkloadAPI.SocketPath)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig = s.svid.Config()
+	case "none":
+		logger.Warn("serving plain HTTP (tls.mode none): only behind a proxy that terminates TLS")
+	}
+
+	if err := s.newProvider(ctx); err != nil {
+		return nil, err
+	}
+	if s.oidc.Net, err = listen("oidc.listen_addr", cfg.OIDC.ListenAddr); err != nil {
+		return nil, err
+	}
+	s.oidc.Name, s.oidc.TLS = "oidc", tlsConfig
+
+	checks := []health.Check{}
+	for _, iss := range s.issuers {
+		checks = append(checks, health.Check{Name: "oidc " + iss.URL(), Ready: func() (bool, any) {
+			st := iss.Status()
+			return st.Ready, st
+		}})
+	}
+	if cfg.Entra.ListenAddr != "" {
+		if err := s.newEntra(ctx); err != nil {
+			return nil, err
+		}
+		if s.entra.Net, err = listen("entra.listen_addr", cfg.Entra.ListenAddr); err != nil {
+			return nil, err
+		}
+		s.entra.Name, s.entra.Handler, s.entra.TLS = "entra", s.ent.Handler, tlsConfig
+		checks = append(checks, health.Check{Name: "entra signing keys", Ready: func() (bool, any) {
+			if s.ent.Signer.Ready() {
+				return true, nil
+			}
+			return false, "no signing key loaded from the store yet"
+		}})
+	}
+	if s.health.Net, err = listen("health.listen_addr", cfg.Health.ListenAddr); err != nil {
+		return nil, err
+	}
+	s.health.Name, s.health.Handler = "health", health.Handler(checks...)
+	return s, nil
+}
+
+func listen(key, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", key, addr, err)
+	}
+	return l, nil
+}
+
+// newProvider opens a key source per trust domain and the handler over
+// their issuers.
+func (s *Server) newProvider(ctx context.Context) error {
+	o := s.cfg.OIDC
+	for _, d := range append([]config.Domain{o.Domain}, o.AdditionalDomains...) {
+		td, err := spiffeid.TrustDomainFromString(d.TrustDomain)
+		if err != nil {
+			return err
+		}
+		log := s.logger.With("component", "keysource", "trust_domain", td.Name())
+		var src keysource.Source
+		if d.BundleFile != "" {
+			src, err = keysource.NewFile(ctx, td, d.BundleFile,
+				keysource.WithInterval(o.BundlePollInterval.Duration), keysource.WithFileLogger(log))
+		} else {
+			src, err = keysource.NewWorkloadAPI(ctx, td, keysource.WithAddr(s.cfg.WorkloadAPI.SocketPath), keysource.WithLogger(log))
+		}
+		if err != nil {
+			return fmt.Errorf("keys of trust domain %s: %w", td.Name(), err)
+		}
+		s.sources = append(s.sources, src)
+		opts := []oidcprovider.Option{
+			oidcprovider.WithMaxAge(o.MaxAge.Duration),
+			oidcprovider.WithStaleness(o.Staleness.Duration),
+			oidcprovider.WithLogger(s.logger.With("component", "oidc")),
+		}
+		if d.JWKSURI != "" {
+			opts = append(opts, oidcprovider.WithJWKSURI(d.JWKSURI))
+		}
+		if d.PathPrefix != "" {
+			opts = append(opts, oidcprovider.WithPathPrefix(d.PathPrefix))
+		}
+		if len(d.AllowedHosts) > 0 {
+			opts = append(opts, oidcprovider.WithAllowedHosts(d.AllowedHosts...))
+		}
+		if o.SetKeyUse != nil && !*o.SetKeyUse {
+			opts = append(opts, oidcprovider.WithoutKeyUse())
+		}
+		iss, err := oidcprovider.NewIssuer(src, d.Issuer, opts...)
+		if err != nil {
+			return err
+		}
+		s.issuers = append(s.issuers, iss)
+	}
+	var proxies []netip.Prefix
+	for _, p := range o.TrustedProxies {
+		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
+	}
+	h, err := oidcprovider.New(s.issuers, oidcprovider.WithTrustedProxies(proxies...))
+	if err != nil {
+		return err
+	}
+	s.oidc.Handler = h
+	return nil
+}
+
+// newEntra opens the store and assembles the Entra endpoint over it.
+func (s *Server) newEntra(ctx context.Context) error {
+	var err error
+	switch s.cfg.Store.Driver {
+	case "postgres":
+		s.store, err = sqlstore.OpenPostgres(ctx, s.cfg.Store.PostgresDSN)
+	default:
+		if err := os.MkdirAll(filepath.Dir(s.cfg.Store.SQLitePath), 0o700); err != nil {
+			return fmt.Errorf("store.sqlite_path: %w", err)
+		}
+		s.store, err = sqlstore.OpenSQLite(s.cfg.Store.SQLitePath)
+	}
+	if err != nil {
+		return err
+	}
+	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Logger: s.logger}
+	if f := s.cfg.Entra.IssuerCAFile; f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("entra.issuer_ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("entra.issuer_ca_file: %s holds no PEM certificate", f)
+		}
+		opts.IssuerRootCAs = pool
+	}
+	s.ent = NewEntra(s.store, opts)
+	if f := s.cfg.Entra.SeedFile; f != "" {
+		s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed")}
+		if err := s.seeder.ApplyFile(ctx, f); err != nil {
+			// The store may be down at start: the watch applies it later.
+			s.logger.Error("cannot apply the seed file yet; retrying", "path", f, "error", err)
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then releases everything.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	for _, iss := range s.issuers {
+		go iss.Run(ctx)
+	}
+	if s.files != nil {
+		go s.files.Run(ctx)
+	}
+	listeners := []Listener{s.oidc, s.health}
+	if s.ent != nil {
+		go s.ent.Run(ctx)
+		if s.seeder != nil {
+			go s.seeder.Watch(ctx, s.cfg.Entra.SeedFile, seedInterval)
+		}
+		listeners = append(listeners, s.entra)
+	}
+	for _, l := range listeners {
+		scheme := "https"
+		if l.TLS == nil {
+			scheme = "http"
+		}
+		s.logger.Info("listening", "listener", l.Name, "addr", l.Net.Addr().String(), "scheme", scheme)
+	}
+	return serve(ctx, s.logger, listeners...)
+}
+
+func (s *Server) close() {
+	var errs []error
+	for _, src := range s.sources {
+		errs = append(errs, src.Close())
+	}
+	if s.svid != nil {
+		errs = append(errs, s.svid.Close())
+	}
+	for _, l := range []net.Listener{s.oidc.Net, s.entra.Net, s.health.Net} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.logger.Warn("closing the gateway", "error", err)
+	}
+}

@@ -17,24 +17,14 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
 
 // devWorkloadAPI serves the Workload API protocol on a socket in a temporary
 // directory and returns its address.
 func devWorkloadAPI(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	srv, err := devworkload.New(devworkload.WithKeyDir(dir), devworkload.WithSPIFFEID("spiffe://example.org/ns/app/sa/api"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := devworkload.ListenUnix(filepath.Join(dir, "agent.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	return "unix://" + filepath.Join(dir, "agent.sock")
+	return workloadapitest.Start(t, t.TempDir(), devworkload.WithSPIFFEID("spiffe://example.org/ns/app/sa/api")).Addr
 }
 
 func assertTokenFile(t *testing.T, path string) {

@@ -36,7 +36,7 @@ func applyEnv(c *Config, env []string) error {
 		}
 	})
 	for name := range vars {
-		if !known[name] && !ignoredEnv[name] {
+		if !known[name] && !ignoredEnv(name) {
 			errs = append(errs, fmt.Sprintf("%s: no such configuration key (keys are listed in docs/configuration.md)", name))
 		}
 	}
@@ -46,8 +46,12 @@ func applyEnv(c *Config, env []string) error {
 	return nil
 }
 
-// ignoredEnv are GATEWAY_ variables that are not configuration keys.
-var ignoredEnv = map[string]bool{"GATEWAY_BIN": true}
+// ignoredEnv reports the GATEWAY_ variables that are not configuration
+// keys: those dev.env exports and the test suites read. Any other unknown
+// GATEWAY_ variable is refused, so that a misspelt override is not lost.
+func ignoredEnv(name string) bool {
+	return name == "GATEWAY_BIN" || strings.HasPrefix(name, "GATEWAY_DEV_") || strings.HasPrefix(name, "GATEWAY_TEST_")
+}
 
 // EnvName is the environment variable that overrides key, such as
 // GATEWAY_OIDC_ISSUER for "oidc.issuer".

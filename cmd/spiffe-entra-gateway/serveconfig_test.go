@@ -308,4 +308,3 @@ func TestServeConfigErrors(t *testing.T) {
 		})
 	}
 }
-

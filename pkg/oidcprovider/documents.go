@@ -165,7 +165,9 @@ func (d *document) notModified(r *http.Request) bool {
 // quality.
 func acceptsGzip(fields []string) bool {
 	for _, field := range fields {
-		for _, part := range strings.Split(field, ",") {
+		for field != "" {
+			var part string
+			part, field, _ = strings.Cut(field, ",")
 			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 				continue

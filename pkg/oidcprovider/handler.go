@@ -104,8 +104,10 @@ func (h *Handler) requestHost(r *http.Request) string {
 		}
 	}
 	host = strings.TrimSpace(host)
-	if hn, _, err := net.SplitHostPort(host); err == nil {
-		host = hn
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') { // a port
+		if hn, _, err := net.SplitHostPort(host); err == nil {
+			host = hn
+		}
 	}
 	return strings.ToLower(strings.Trim(host, "[]"))
 }

@@ -1,6 +1,7 @@
 package oidcprovider_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
 )
 
 // source is a key source the test sets by hand.
@@ -87,4 +89,19 @@ func newEC(t testing.TB, kid string) signingKey {
 		t.Fatal(err)
 	}
 	return signingKey{priv: k, jwk: jose.JSONWebKey{Key: k.Public(), KeyID: kid, Algorithm: "ES256", Use: "sig"}}
+}
+
+func newIssuer(src *source) (*oidcprovider.Issuer, error) {
+	return oidcprovider.NewIssuer(src, "https://oidc.example.org")
+}
+
+func newHandler(i *oidcprovider.Issuer) (*oidcprovider.Handler, error) {
+	return oidcprovider.New([]*oidcprovider.Issuer{i})
+}
+
+// canceled is a context that has ended: Run renders once and returns.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

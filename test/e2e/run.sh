@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The slow end-to-end suites (make e2e): the real Node Azure SDKs, pinned in
 # test/node/package-lock.json, against a development gateway started as a
-# process on free loopback ports.
+# process on free loopback ports; then real SPIRE (built once by
+# test/spire/build.sh) in front of the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -56,5 +57,9 @@ status=0
 if [ "$status" -ne 0 ]; then
 	echo "== gateway log" >&2
 	tail -n 50 "$work/gateway.log" >&2
+	exit "$status"
 fi
-exit "$status"
+
+echo "== real SPIRE: server, agent and the gateway's discovery provider"
+spire_bin=$(test/spire/build.sh)
+GATEWAY_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/

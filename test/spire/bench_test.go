@@ -1,0 +1,249 @@
+package spire_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
+)
+
+// bareEnv makes the test binary a bare net/http server writing fixed bytes:
+// the ceiling for a Go server on this machine.
+const bareEnv = "SPIRE_BENCH_BARE"
+
+func init() {
+	if os.Getenv(bareEnv) == "1" {
+		os.Exit(serveBare())
+	}
+}
+
+// serveBare serves $BARE_DISCOVERY at /.well-known/openid-configuration and
+// $BARE_KEYS at /keys on a loopback port, over TLS when $BARE_CERT is set,
+// and prints the address.
+func serveBare() int {
+	discovery, err1 := os.ReadFile(os.Getenv("BARE_DISCOVERY"))
+	keys, err2 := os.ReadFile(os.Getenv("BARE_KEYS"))
+	if err1 != nil || err2 != nil {
+		fmt.Fprintln(os.Stderr, err1, err2)
+		return 1
+	}
+	mux := http.NewServeMux()
+	for path, body := range map[string][]byte{"/.well-known/openid-configuration": discovery, "/keys": keys} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		})
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("listening %s\n", l.Addr())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if cert := os.Getenv("BARE_CERT"); cert != "" {
+		err = srv.ServeTLS(l, cert, os.Getenv("BARE_KEY"))
+	} else {
+		err = srv.Serve(l)
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// startPrinting starts a process that prints "listening ADDR" first.
+func startPrinting(b *testing.B, dir, name string, env []string, args ...string) string {
+	b.Helper()
+	p := spire.StartEnv(b, dir, env, name, args...)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && !p.Exited() {
+		sc := bufio.NewScanner(strings.NewReader(p.Log()))
+		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+				return addr
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("%s did not start:\n%s", name, p.Log())
+	return ""
+}
+
+// target is one server under load.
+type target struct {
+	name, scheme, addr string
+}
+
+// BenchmarkDiscoveryProviders loads /keys and the discovery document of
+// the gateway, SPIRE's oidc-discovery-provider and a bare handler writing
+// the gateway's bytes, all serving the same two keys from one Workload
+// API, in plain HTTP and TLS, at 1, 16 and 64 connections.
+func BenchmarkDiscoveryProviders(b *testing.B) {
+	bin := spire.Bin(b)
+	dir, err := os.MkdirTemp("", "odp-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	api := workloadapitest.Start(b, filepath.Join(dir, "agent"))
+	if err := api.Server.Rotate(); err != nil { // two keys, as during a rotation
+		b.Fatal(err)
+	}
+	socket := strings.TrimPrefix(api.Addr, "unix://")
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pem, _ := os.ReadFile(paths.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+
+	var targets []target
+	for _, scheme := range []string{"http", "https"} {
+		tlsConf := "tls: {mode: none}"
+		odpAddr := "127.0.0.1:" + freePort(b)
+		odpServe := fmt.Sprintf(`insecure_addr = "%s"`, odpAddr)
+		if scheme == "https" {
+			tlsConf = fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", paths.Cert, paths.Key)
+			odpServe = fmt.Sprintf(`serving_cert_file {
+    cert_file_path = "%s"
+    key_file_path = "%s"
+    addr = "%s"
+}`, paths.Cert, paths.Key, odpAddr)
+		}
+		gw := startGateway(b, dir, fmt.Sprintf(`
+oidc:
+  listen_addr: 127.0.0.1:0
+  trust_domain: example.org
+  issuer: https://localhost
+workload_api: {socket_path: %s}
+%s
+health: {listen_addr: 127.0.0.1:0}
+log_level: warn
+`, api.Addr, tlsConf), 2)
+		targets = append(targets, target{"gateway", scheme, gw.addrs["oidc"]})
+
+		odpConf := filepath.Join(dir, "odp-"+scheme+".conf")
+		os.WriteFile(odpConf, []byte(fmt.Sprintf(`log_level = "warn"
+domains = ["localhost"]
+jwt_issuer = "https://localhost"
+set_key_use = true
+%s
+workload_api {
+    socket_path = "%s"
+    trust_domain = "example.org"
+}
+`, odpServe, socket)), 0o600)
+		spire.Start(b, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", odpConf)
+		targets = append(targets, target{"spire-odp", scheme, odpAddr})
+	}
+
+	// The bare handler serves the gateway's own bytes.
+	client := newClient(pool, 1)
+	for _, doc := range []string{"keys", "discovery"} {
+		body := fetchBody(b, client, targets[0], docPath(doc))
+		os.WriteFile(filepath.Join(dir, doc+".json"), body, 0o600)
+	}
+	for _, scheme := range []string{"http", "https"} {
+		env := []string{bareEnv + "=1", "BARE_DISCOVERY=" + filepath.Join(dir, "discovery.json"), "BARE_KEYS=" + filepath.Join(dir, "keys.json")}
+		if scheme == "https" {
+			env = append(env, "BARE_CERT="+paths.Cert, "BARE_KEY="+paths.Key)
+		}
+		targets = append(targets, target{"bare", scheme, startPrinting(b, dir, os.Args[0], env)})
+	}
+	for _, t := range targets {
+		waitServing(b, newClient(pool, 1), t)
+	}
+
+	for _, doc := range []string{"keys", "discovery"} {
+		for _, scheme := range []string{"http", "https"} {
+			for _, conns := range []int{1, 16, 64} {
+				for _, t := range targets {
+					if t.scheme != scheme {
+						continue
+					}
+					b.Run(fmt.Sprintf("doc=%s/%s/conns=%d/server=%s", doc, scheme, conns, t.name), func(b *testing.B) {
+						c := newClient(pool, conns)
+						url := t.url(docPath(doc))
+						latency.MeasureConcurrent(b, conns, func() {
+							resp, err := c.Get(url)
+							if err != nil {
+								b.Fatal(err)
+							}
+							_, _ = io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+							if resp.StatusCode != 200 {
+								b.Fatalf("%s: status %d", url, resp.StatusCode)
+							}
+						})
+						c.CloseIdleConnections()
+					})
+				}
+			}
+		}
+	}
+}
+
+func docPath(doc string) string {
+	if doc == "keys" {
+		return "/keys"
+	}
+	return "/.well-known/openid-configuration"
+}
+
+// url names the host localhost, which every server allows and the
+// development certificate covers, at the server's loopback port.
+func (t target) url(path string) string {
+	_, port, _ := net.SplitHostPort(t.addr)
+	return t.scheme + "://localhost:" + port + path
+}
+
+// newClient keeps conns connections open; it asks for no compression, so
+// every server answers the same uncompressed bytes.
+func newClient(pool *x509.CertPool, conns int) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true,
+		DialContext: (&net.Dialer{}).DialContext, ForceAttemptHTTP2: false,
+	}}
+}
+
+func fetchBody(b *testing.B, c *http.Client, t target, path string) []byte {
+	b.Helper()
+	var body []byte
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := c.Get(t.url(path))
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// Wait for both keys: the second reaches each server by itself.
+			if resp.StatusCode == 200 && (path != "/keys" || strings.Count(string(body), `"kid"`) == 2) {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s %s%s: %v %s", t.name, t.addr, path, err, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitServing(b *testing.B, c *http.Client, t target) {
+	b.Helper()
+	for _, p := range []string{"/keys", "/.well-known/openid-configuration"} {
+		fetchBody(b, c, t, p)
+	}
+}

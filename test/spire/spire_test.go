@@ -1,0 +1,309 @@
+package spire_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
+)
+
+const (
+	workloadID = "spiffe://example.org/workload/test"
+	audience   = "api://AzureADTokenExchange"
+)
+
+var gatewayBin string
+
+// TestMain uses $GATEWAY_BIN or builds the gateway once.
+func TestMain(m *testing.M) {
+	gatewayBin = os.Getenv("GATEWAY_BIN")
+	if gatewayBin == "" && os.Getenv(spire.BinEnv) != "" {
+		dir, err := os.MkdirTemp("", "gateway-bin-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		gatewayBin = filepath.Join(dir, "spiffe-entra-gateway")
+		if out, err := exec.Command("go", "build", "-o", gatewayBin, "../../cmd/spiffe-entra-gateway").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build the gateway: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// gateway is a `serve --config` process.
+type gateway struct {
+	proc   *spire.Process
+	mu     sync.Mutex
+	addrs  map[string]string
+	ready  chan struct{}
+	health string
+}
+
+func startGateway(t testing.TB, dir, config string, listeners int) *gateway {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{proc: spire.Start(t, dir, gatewayBin, "serve", "--config", path), addrs: map[string]string{}}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(g.addrs) < listeners {
+		if time.Now().After(deadline) || g.proc.Exited() {
+			t.Fatalf("the gateway did not start:\n%s", g.proc.Log())
+		}
+		sc := bufio.NewScanner(strings.NewReader(g.proc.Log()))
+		for sc.Scan() {
+			var line struct{ Msg, Listener, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				g.addrs[line.Listener] = line.Addr
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.health = "http://" + g.addrs["health"]
+	return g
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+func eventually(t *testing.T, what string, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func status(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// TestRealSPIRE runs SPIRE v1.15.3's server and agent with the gateway in
+// front of the agent's Workload API: a JWT-SVID from the agent verifies
+// with go-oidc through the gateway's discovery document, across a key
+// rotation and an agent outage.
+func TestRealSPIRE(t *testing.T) {
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "spire-e2e-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	oidcPort := freePort(t)
+	issuer := "https://localhost:" + oidcPort
+	d := spire.NewDeployment(t, bin, dir, issuer)
+	d.RegisterUID(workloadID)
+
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, dir, fmt.Sprintf(`
+oidc:
+  listen_addr: 127.0.0.1:%s
+  trust_domain: example.org
+  issuer: %s
+  staleness: 3s
+workload_api:
+  socket_path: unix://%s
+tls:
+  cert_file: %s
+  key_file: %s
+health:
+  listen_addr: 127.0.0.1:0
+`, oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key), 2)
+
+	pem, _ := os.ReadFile(paths.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	ctx := oidc.ClientContext(context.Background(), client)
+	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
+		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("%d %v %s", code, err, body)
+		}
+		return nil
+	})
+
+	// The registration reaches the agent within its sync interval.
+	wl, err := workloadapi.New(context.Background(), workloadapi.WithAddr("unix://"+d.AgentSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wl.Close()
+	fetch := func(aud string) *jwtsvid.SVID {
+		t.Helper()
+		var svid *jwtsvid.SVID
+		eventually(t, "a JWT-SVID from the agent", 30*time.Second, func() error {
+			var err error
+			svid, err = wl.FetchJWTSVID(context.Background(), jwtsvid.Params{Audience: aud})
+			return err
+		})
+		return svid
+	}
+	svid := fetch(audience)
+	if svid.ID.String() != workloadID {
+		t.Fatalf("SVID for %s", svid.ID)
+	}
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(token string, aud string) error {
+		_, err := provider.Verifier(&oidc.Config{ClientID: aud}).Verify(ctx, token)
+		return err
+	}
+	if err := verify(svid.Marshal(), audience); err != nil {
+		t.Fatalf("go-oidc refuses SPIRE's JWT-SVID through the gateway: %v", err)
+	}
+	keys := func() ([]jose.JSONWebKey, error) {
+		resp, err := client.Get(issuer + "/keys")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var set jose.JSONWebKeySet
+		if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != 200 {
+			return nil, fmt.Errorf("status %d: %v", resp.StatusCode, err)
+		}
+		return set.Keys, nil
+	}
+	first, err := keys()
+	if err != nil || len(first) != 1 || first[0].Use != "sig" || first[0].Algorithm != "RS256" {
+		t.Fatalf("keys before the rotation: %+v %v", first, err)
+	}
+
+	// Rotation: the prepared key is published, then signs.
+	kid := d.PrepareJWTAuthority()
+	eventually(t, "the prepared key to be published", 30*time.Second, func() error {
+		ks, err := keys()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ks, func(k jose.JSONWebKey) bool { return k.KeyID == kid }) {
+			return fmt.Errorf("kid %s not among %d keys", kid, len(ks))
+		}
+		return nil
+	})
+	d.ActivateJWTAuthority(kid)
+	eventually(t, "an SVID signed by the new key", 60*time.Second, func() error {
+		// A new audience set bypasses the agent's SVID cache.
+		aud := fmt.Sprintf("api://rotation-%d", time.Now().UnixNano())
+		s := fetch(aud)
+		tok, err := jose.ParseSigned(s.Marshal(), []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			return err
+		}
+		if got := tok.Signatures[0].Header.KeyID; got != kid {
+			return fmt.Errorf("signed by %s", got)
+		}
+		return verify(s.Marshal(), aud)
+	})
+	if err := verify(svid.Marshal(), audience); err != nil {
+		t.Fatalf("an SVID of the previous key no longer verifies while its key is in the bundle: %v", err)
+	}
+
+	// Outage: the keys stay, readiness goes after the bound, and a new
+	// agent brings it back without restarting the gateway.
+	before, _ := keys()
+	d.StopAgent()
+	eventually(t, "not ready after the staleness bound", 30*time.Second, func() error {
+		code, body, err := status(http.DefaultClient, gw.health+"/readyz")
+		if err != nil || code != 503 || !strings.Contains(body, "unavailable since") {
+			return fmt.Errorf("%d %v %s", code, err, body)
+		}
+		return nil
+	})
+	during, err := keys()
+	if err != nil || len(during) != len(before) {
+		t.Fatalf("keys during the outage: %d %v", len(during), err)
+	}
+	d.StartAgent()
+	eventually(t, "ready again", 60*time.Second, func() error {
+		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("%d %v %s", code, err, body)
+		}
+		return nil
+	})
+	if err := verify(fetch(audience).Marshal(), audience); err != nil {
+		t.Fatalf("after the agent came back: %v", err)
+	}
+}
+
+// TestServingTheGatewaysOwnSVID serves the discovery provider with the
+// gateway's X.509-SVID from the agent (tls.mode spiffe).
+func TestServingTheGatewaysOwnSVID(t *testing.T) {
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "spire-svid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	d := spire.NewDeployment(t, bin, dir, "https://oidc.example.org")
+	d.RegisterUID(workloadID)
+	gw := startGateway(t, dir, fmt.Sprintf(`
+oidc:
+  listen_addr: 127.0.0.1:0
+  trust_domain: example.org
+  issuer: https://oidc.example.org
+workload_api:
+  socket_path: unix://%s
+tls:
+  mode: spiffe
+health:
+  listen_addr: 127.0.0.1:0
+`, d.AgentSocket), 2)
+	conn, err := tls.Dial("tcp", gw.addrs["oidc"], &tls.Config{InsecureSkipVerify: true}) // the test inspects the certificate itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != workloadID {
+		t.Fatalf("the gateway presents %v, want its SVID %s", leaf.URIs, workloadID)
+	}
+}

@@ -22,7 +22,7 @@ test:
 	eval "$$(test/postgres/pg.sh start)" && $(GO) test -count=1 ./...
 
 ## e2e: the slow suites: the real Node Azure SDKs (pinned in test/node)
-## against a development gateway process
+## against a development gateway process, and real SPIRE (test/spire)
 e2e:
 	test/e2e/run.sh
 
@@ -30,9 +30,11 @@ e2e:
 postgres:
 	@test/postgres/pg.sh start
 
-## bench: benchmarks; numbers are recorded in docs/benchmarks.md
+## bench: benchmarks; numbers are recorded in docs/benchmarks.md. The
+## discovery provider is measured beside SPIRE's (built by test/spire/build.sh).
 bench:
-	eval "$$(test/postgres/pg.sh start)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+	eval "$$(test/postgres/pg.sh start)" && GATEWAY_SPIRE_BIN="$$(test/spire/build.sh)" \
+		$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: every fuzz target for FUZZTIME (default 20s) each
 fuzz:
@@ -45,4 +47,4 @@ lint:
 
 clean:
 	-test/postgres/pg.sh stop
-	rm -rf bin .tools/postgres
+	rm -rf bin .tools/postgres .tools/spire-*

@@ -77,6 +77,9 @@ func serveConfig(ctx context.Context, path string, stderr io.Writer) int {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, name := range config.UnknownEnv(os.Environ()) {
+		logger.Warn("an environment variable looks like an override but names no configuration key; ignored", "variable", name)
+	}
 	gw, err := gateway.New(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)

@@ -22,11 +22,9 @@ func applyEnv(c *Config, env []string) error {
 	if len(vars) == 0 {
 		return nil
 	}
-	known := map[string]bool{}
 	var errs []string
 	walk(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
 		name := EnvName(key)
-		known[name] = true
 		raw, ok := vars[name]
 		if !ok {
 			return
@@ -35,22 +33,31 @@ func applyEnv(c *Config, env []string) error {
 			errs = append(errs, fmt.Sprintf("%s (%s): %v", name, key, err))
 		}
 	})
-	for name := range vars {
-		if !known[name] && !ignoredEnv(name) {
-			errs = append(errs, fmt.Sprintf("%s: no such configuration key (keys are listed in docs/configuration.md)", name))
-		}
-	}
 	if len(errs) > 0 {
 		return fmt.Errorf("environment overrides:\n  %s", strings.Join(sorted(errs), "\n  "))
 	}
 	return nil
 }
 
-// ignoredEnv reports the GATEWAY_ variables that are not configuration
-// keys: those dev.env exports and the test suites read. Any other unknown
-// GATEWAY_ variable is refused, so that a misspelt override is not lost.
-func ignoredEnv(name string) bool {
-	return name == "GATEWAY_BIN" || strings.HasPrefix(name, "GATEWAY_DEV_") || strings.HasPrefix(name, "GATEWAY_TEST_")
+// UnknownEnv returns the GATEWAY_ variables in env that name no key, for
+// the caller to warn about: a misspelt override should not pass unseen.
+// They are not errors, because other software sets such variables too
+// (Kubernetes, for a Service named "gateway", sets GATEWAY_PORT and more),
+// and dev.env and the test suites use GATEWAY_DEV_ and GATEWAY_TEST_.
+func UnknownEnv(env []string) []string {
+	known := map[string]bool{}
+	for _, key := range Keys() {
+		known[EnvName(key)] = true
+	}
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && !known[name] &&
+			!strings.HasPrefix(name, "GATEWAY_DEV_") && !strings.HasPrefix(name, "GATEWAY_TEST_") {
+			out = append(out, name)
+		}
+	}
+	return sorted(out)
 }
 
 // EnvName is the environment variable that overrides key, such as

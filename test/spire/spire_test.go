@@ -218,6 +218,7 @@ health:
 	}
 
 	// Rotation: the prepared key is published, then signs.
+	prepared := time.Now()
 	kid := d.PrepareJWTAuthority()
 	eventually(t, "the prepared key to be published", 30*time.Second, func() error {
 		ks, err := keys()
@@ -229,6 +230,7 @@ health:
 		}
 		return nil
 	})
+	t.Logf("the prepared key %s was published %v after spire-server prepared it", kid, time.Since(prepared).Round(time.Millisecond))
 	d.ActivateJWTAuthority(kid)
 	eventually(t, "an SVID signed by the new key", 60*time.Second, func() error {
 		// A new audience set bypasses the agent's SVID cache.
@@ -251,6 +253,7 @@ health:
 	// agent brings it back without restarting the gateway.
 	before, _ := keys()
 	d.StopAgent()
+	stopped := time.Now()
 	eventually(t, "not ready after the staleness bound", 30*time.Second, func() error {
 		code, body, err := status(http.DefaultClient, gw.health+"/readyz")
 		if err != nil || code != 503 || !strings.Contains(body, "unavailable since") {
@@ -258,10 +261,12 @@ health:
 		}
 		return nil
 	})
+	t.Logf("not ready %v after the agent stopped (bound 3s)", time.Since(stopped).Round(time.Millisecond))
 	during, err := keys()
 	if err != nil || len(during) != len(before) {
 		t.Fatalf("keys during the outage: %d %v", len(during), err)
 	}
+	restarted := time.Now()
 	d.StartAgent()
 	eventually(t, "ready again", 60*time.Second, func() error {
 		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
@@ -269,6 +274,7 @@ health:
 		}
 		return nil
 	})
+	t.Logf("ready again %v after a new agent started", time.Since(restarted).Round(time.Millisecond))
 	if err := verify(fetch(audience).Marshal(), audience); err != nil {
 		t.Fatalf("after the agent came back: %v", err)
 	}

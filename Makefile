@@ -33,7 +33,7 @@ postgres:
 ## bench: benchmarks; numbers are recorded in docs/benchmarks.md. The
 ## discovery provider is measured beside SPIRE's (built by test/spire/build.sh).
 bench:
-	eval "$$(test/postgres/pg.sh start)" && GATEWAY_SPIRE_BIN="$$(test/spire/build.sh)" \
+	eval "$$(test/postgres/pg.sh start)" && GATEWAY_TEST_SPIRE_BIN="$$(test/spire/build.sh)" \
 		$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: every fuzz target for FUZZTIME (default 20s) each

@@ -62,4 +62,4 @@ fi
 
 echo "== real SPIRE: server, agent and the gateway's discovery provider"
 spire_bin=$(test/spire/build.sh)
-GATEWAY_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/
+GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/

@@ -64,7 +64,7 @@ func serveBare() int {
 }
 
 // startPrinting starts a process that prints "listening ADDR" first.
-func startPrinting(b *testing.B, dir, name string, env []string, args ...string) string {
+func startPrinting(b *testing.B, dir, name string, env []string, args ...string) (string, *spire.Process) {
 	b.Helper()
 	p := spire.StartEnv(b, dir, env, name, args...)
 	deadline := time.Now().Add(20 * time.Second)
@@ -72,18 +72,19 @@ func startPrinting(b *testing.B, dir, name string, env []string, args ...string)
 		sc := bufio.NewScanner(strings.NewReader(p.Log()))
 		for sc.Scan() {
 			if addr, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-				return addr
+				return addr, p
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Fatalf("%s did not start:\n%s", name, p.Log())
-	return ""
+	return "", nil
 }
 
 // target is one server under load.
 type target struct {
 	name, scheme, addr string
+	proc               *spire.Process
 }
 
 // BenchmarkDiscoveryProviders loads /keys and the discovery document of
@@ -131,9 +132,9 @@ oidc:
 workload_api: {socket_path: %s}
 %s
 health: {listen_addr: 127.0.0.1:0}
-log_level: warn
+log_level: info
 `, api.Addr, tlsConf), 2)
-		targets = append(targets, target{"gateway", scheme, gw.addrs["oidc"]})
+		targets = append(targets, target{"gateway", scheme, gw.addrs["oidc"], gw.proc})
 
 		odpConf := filepath.Join(dir, "odp-"+scheme+".conf")
 		os.WriteFile(odpConf, []byte(fmt.Sprintf(`log_level = "warn"
@@ -146,8 +147,8 @@ workload_api {
     trust_domain = "example.org"
 }
 `, odpServe, socket)), 0o600)
-		spire.Start(b, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", odpConf)
-		targets = append(targets, target{"spire-odp", scheme, odpAddr})
+		odp := spire.Start(b, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", odpConf)
+		targets = append(targets, target{"spire-odp", scheme, odpAddr, odp})
 	}
 
 	// The bare handler serves the gateway's own bytes.
@@ -161,7 +162,8 @@ workload_api {
 		if scheme == "https" {
 			env = append(env, "BARE_CERT="+paths.Cert, "BARE_KEY="+paths.Key)
 		}
-		targets = append(targets, target{"bare", scheme, startPrinting(b, dir, os.Args[0], env)})
+		addr, proc := startPrinting(b, dir, os.Args[0], env)
+		targets = append(targets, target{"bare", scheme, addr, proc})
 	}
 	for _, t := range targets {
 		waitServing(b, newClient(pool, 1), t)
@@ -177,6 +179,7 @@ workload_api {
 					b.Run(fmt.Sprintf("doc=%s/%s/conns=%d/server=%s", doc, scheme, conns, t.name), func(b *testing.B) {
 						c := newClient(pool, conns)
 						url := t.url(docPath(doc))
+						cpu := t.proc.CPUTime()
 						latency.MeasureConcurrent(b, conns, func() {
 							resp, err := c.Get(url)
 							if err != nil {
@@ -188,6 +191,9 @@ workload_api {
 								b.Fatalf("%s: status %d", url, resp.StatusCode)
 							}
 						})
+						// The client shares the machine's cores: the server's own
+						// CPU time per request compares the servers without it.
+						b.ReportMetric(float64((t.proc.CPUTime()-cpu).Microseconds())/float64(b.N), "server-cpu-µs/req")
 						c.CloseIdleConnections()
 					})
 				}

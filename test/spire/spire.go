@@ -19,7 +19,7 @@ import (
 
 // BinEnv names the directory holding spire-server, spire-agent and
 // oidc-discovery-provider (test/spire/build.sh prints it).
-const BinEnv = "GATEWAY_SPIRE_BIN"
+const BinEnv = "GATEWAY_TEST_SPIRE_BIN"
 
 // TrustDomain is the deployment's trust domain.
 const TrustDomain = "example.org"
@@ -126,6 +126,27 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// CPUTime returns the user and system CPU time the process has used so
+// far, from /proc (Linux), at the kernel's clock-tick resolution.
+func (p *Process) CPUTime() time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th.
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
 // Log returns what the process wrote so far.

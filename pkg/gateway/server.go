@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -39,6 +41,7 @@ type Server struct {
 	store   store.Store
 	ent     *Entra
 	seeder  *seed.Applier
+	seeded  atomic.Bool
 	oidc    Listener
 	entra   Listener
 	health  Listener
@@ -101,6 +104,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 			}
 			return false, "no signing key loaded from the store yet"
 		}})
+		if s.seeder != nil {
+			checks = append(checks, health.Check{Name: "entra seed file", Ready: func() (bool, any) {
+				if s.seeded.Load() {
+					return true, nil
+				}
+				return false, "the seed file has not been applied yet"
+			}})
+		}
 	}
 	if s.health.Net, err = listen("health.listen_addr", cfg.Health.ListenAddr); err != nil {
 		return nil, err
@@ -205,13 +216,35 @@ func (s *Server) newEntra(ctx context.Context) error {
 	}
 	s.ent = NewEntra(s.store, opts)
 	if f := s.cfg.Entra.SeedFile; f != "" {
-		s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed")}
-		if err := s.seeder.ApplyFile(ctx, f); err != nil {
-			// The store may be down at start: the watch applies it later.
-			s.logger.Error("cannot apply the seed file yet; retrying", "path", f, "error", err)
+		// A broken file stops the start; a store that is down does not:
+		// Run applies the file as soon as the store answers.
+		if _, err := seed.Load(f); err != nil {
+			return fmt.Errorf("entra.seed_file %s: %w", f, err)
 		}
+		s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed")}
 	}
 	return nil
+}
+
+// applySeed applies the seed file, retrying until the store takes it, then
+// follows the file's changes.
+func (s *Server) applySeed(ctx context.Context) {
+	path := s.cfg.Entra.SeedFile
+	for {
+		err := s.seeder.ApplyFile(ctx, path)
+		if err == nil {
+			s.seeded.Store(true)
+			s.logger.Info("seed file applied", "path", path)
+			break
+		}
+		s.logger.Error("cannot apply the seed file; retrying", "path", path, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(seedInterval):
+		}
+	}
+	s.seeder.Watch(ctx, path, seedInterval)
 }
 
 // Run serves until ctx ends, then releases everything.
@@ -227,7 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.ent != nil {
 		go s.ent.Run(ctx)
 		if s.seeder != nil {
-			go s.seeder.Watch(ctx, s.cfg.Entra.SeedFile, seedInterval)
+			go s.applySeed(ctx)
 		}
 		listeners = append(listeners, s.entra)
 	}

@@ -38,6 +38,28 @@ type Store struct {
 	// be opened while the server is down; it migrates on first use.
 	migrated  atomic.Bool
 	migrateMu sync.Mutex
+
+	// stmts are the read statements outside transactions, prepared once:
+	// SQLite otherwise parses the SQL of every lookup on the token path.
+	stmts sync.Map // query → *sql.Stmt
+}
+
+// prepared returns q prepared for reads outside a transaction. database/sql
+// prepares it again on each connection as needed, so it survives a
+// reconnect.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 var _ store.Store = (*Store)(nil)
@@ -238,7 +260,12 @@ func one[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), q 
 		var zero T
 		return zero, err
 	}
-	v, err := scan(s.db.QueryRowContext(ctx, s.d.rebind(q), args...))
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		var zero T
+		return zero, classify(err)
+	}
+	v, err := scan(st.QueryRowContext(ctx, args...))
 	return v, classify(err)
 }
 
@@ -269,7 +296,11 @@ func (s *Store) QueryContext(ctx context.Context, query string, args ...any) (*s
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	return s.db.QueryContext(ctx, query, args...)
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -285,4 +316,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool { _ = st.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}

@@ -87,11 +87,12 @@ entra:
   seed_file: "%s"
 store: {driver: postgres}
 health: {listen_addr: 127.0.0.1:0}
+metrics: {listen_addr: 127.0.0.1:0}
 `, oidcAddr, issuer, api.Addr, paths.Cert, paths.Key, paths.CA, seed))
 	}
 	env := []string{"GATEWAY_STORE_POSTGRES_DSN=" + dsn}
-	a := startConfig(t, config(oidcA, issuerA, seedFile), env, "oidc", "entra", "health")
-	b := startConfig(t, config("127.0.0.1:0", "https://localhost/b", ""), env, "oidc", "entra", "health")
+	a := startConfig(t, config(oidcA, issuerA, seedFile), env, "oidc", "entra", "health", "metrics")
+	b := startConfig(t, config("127.0.0.1:0", "https://localhost/b", ""), env, "oidc", "entra", "health", "metrics")
 	for _, r := range []*configRun{a, b} {
 		eventually(t, "readiness", 20*time.Second, func() bool { s, _ := readyz(t, r.addrs["health"]); return s == 200 })
 	}
@@ -187,6 +188,18 @@ health: {listen_addr: 127.0.0.1:0}
 		t.Fatal(err)
 	}
 	eventually(t, "B to honour the restored credential", 15*time.Second, func() bool { s, _ := exchange(b); return s == 200 })
+
+	_, scraped := get(t, "http://"+b.addrs["metrics"]+"/metrics")
+	for _, want := range []string{
+		`gateway_tokens_issued_total{grant="client_credentials"}`,
+		`gateway_tokens_refused_total{aadsts="70025",grant="client_credentials"}`,
+		`gateway_issuer_metadata_fetches_total{result="ok"}`,
+		`gateway_http_requests_total{code="401",listener="entra",route="token"}`,
+	} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("B's /metrics lacks %s", want)
+		}
+	}
 }
 
 func kidList(set jose.JSONWebKeySet) string {

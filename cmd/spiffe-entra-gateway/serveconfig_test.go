@@ -156,8 +156,10 @@ entra:
 data_dir: %s
 health:
   listen_addr: 127.0.0.1:0
+metrics:
+  listen_addr: 127.0.0.1:0
 `, oidcAddr, issuer, api.Addr, paths.Cert, paths.Key, filepath.Join(dir, "data")))
-	run := startConfig(t, cfg, []string{"GATEWAY_OIDC_STALENESS=1s"}, "oidc", "entra", "health")
+	run := startConfig(t, cfg, []string{"GATEWAY_OIDC_STALENESS=1s"}, "oidc", "entra", "health", "metrics")
 
 	pem, _ := os.ReadFile(paths.CA)
 	pool := x509.NewCertPool()
@@ -211,6 +213,19 @@ health:
 	}
 	eventually(t, "the prepared key", time.Second, func() bool { return keys() == "2" })
 
+	// Metrics count the requests by route and show the key set's age.
+	_, scraped := get(t, "http://"+run.addrs["metrics"]+"/metrics")
+	for _, want := range []string{
+		`gateway_http_requests_total{code="200",listener="oidc",route="keys"}`,
+		`gateway_http_requests_total{code="200",listener="oidc",route="discovery"} 1`,
+		`gateway_keyset_age_seconds{issuer="` + issuer + `"}`,
+		`gateway_http_request_duration_seconds_bucket{listener="oidc",route="keys",le=`,
+	} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// The agent goes away: the keys stay, readiness goes after the bound.
 	api.Server.Stop()
 	eventually(t, "not ready", 10*time.Second, func() bool { s, _ := readyz(t, run.addrs["health"]); return s == 503 })
@@ -255,8 +270,9 @@ oidc:
   trusted_proxies: [127.0.0.0/8]
 tls: {mode: none}
 health: {listen_addr: 127.0.0.1:0}
+metrics: {listen_addr: 127.0.0.1:0}
 `, bundleFile))
-	run := startConfig(t, cfg, []string{"SPIFFE_ENDPOINT_SOCKET="}, "oidc", "health")
+	run := startConfig(t, cfg, []string{"SPIFFE_ENDPOINT_SOCKET="}, "oidc", "health", "metrics")
 	req, _ := http.NewRequest(http.MethodGet, "http://"+run.addrs["oidc"]+"/keys", nil)
 	req.Header.Set("X-Forwarded-Host", "oidc.example.org")
 	resp, err := http.DefaultClient.Do(req)

@@ -34,6 +34,7 @@ type Config struct {
 	Store       Store       `json:"store"`
 	TLS         TLS         `json:"tls"`
 	Health      Health      `json:"health"`
+	Metrics     Metrics     `json:"metrics"`
 }
 
 // WorkloadAPI is where the SPIRE agent's Workload API is.
@@ -131,6 +132,12 @@ type Health struct {
 	ListenAddr string `json:"listen_addr"`
 }
 
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// ListenAddr serves /metrics over plain HTTP; empty turns it off.
+	ListenAddr string `json:"listen_addr"`
+}
+
 // Duration is a time.Duration written as "30s" or "5m".
 type Duration struct{ time.Duration }
 
@@ -164,9 +171,10 @@ func Defaults() Config {
 			Staleness:          Duration{10 * time.Minute},
 			BundlePollInterval: Duration{5 * time.Second},
 		},
-		Store:  Store{Driver: "sqlite"},
-		TLS:    TLS{Mode: "files", ReloadInterval: Duration{10 * time.Second}},
-		Health: Health{ListenAddr: "127.0.0.1:8008"},
+		Store:   Store{Driver: "sqlite"},
+		TLS:     TLS{Mode: "files", ReloadInterval: Duration{10 * time.Second}},
+		Health:  Health{ListenAddr: "127.0.0.1:8008"},
+		Metrics: Metrics{ListenAddr: "127.0.0.1:9090"},
 	}
 }
 

@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	checkAddr("oidc.listen_addr", c.OIDC.ListenAddr, true)
 	checkAddr("entra.listen_addr", c.Entra.ListenAddr, false)
 	checkAddr("health.listen_addr", c.Health.ListenAddr, true)
+	checkAddr("metrics.listen_addr", c.Metrics.ListenAddr, false)
 
 	usesWorkloadAPI := c.TLS.Mode == "spiffe"
 	domains := append([]Domain{c.OIDC.Domain}, c.OIDC.AdditionalDomains...)

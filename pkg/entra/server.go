@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
@@ -40,6 +41,7 @@ type options struct {
 	logger        *slog.Logger
 	tokenLifetime time.Duration
 	maxBody       int64
+	metrics       Metrics
 }
 
 // Option configures a Server.
@@ -47,6 +49,16 @@ type Option func(*options)
 
 // WithClock sets the time source.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Metrics is told the outcome of every token request, by grant type
+// ("client_credentials", "password", "unsupported" or "none").
+type Metrics interface {
+	TokenIssued(grant string)
+	TokenRefused(grant string, code int)
+}
+
+// WithMetrics reports token outcomes to m.
+func WithMetrics(m Metrics) Option { return func(o *options) { o.metrics = m } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -57,7 +69,7 @@ func WithTokenLifetime(d time.Duration) Option { return func(o *options) { o.tok
 
 // New returns the Entra endpoint over s.
 func New(s store.Store, v AssertionVerifier, sg TokenSigner, opts ...Option) *Server {
-	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), tokenLifetime: time.Hour, maxBody: 64 << 10}
+	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), tokenLifetime: time.Hour, maxBody: 64 << 10, metrics: noMetrics{}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -80,6 +92,9 @@ func (s *Server) Handler() http.Handler {
 // fail writes e, logging it without any request secret.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *aadsts.Error) {
 	s.opts.logger.Info("token request refused", "path", r.URL.Path, "code", e.Code, "error", e.OAuth)
+	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
+		s.opts.metrics.TokenRefused(*g, e.Code)
+	}
 	aadsts.Write(w, r, e, s.opts.now())
 }
 
@@ -89,5 +104,44 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 	s.opts.logger.Error("token endpoint backend failure", "path", r.URL.Path, "error", err)
 	e := aadsts.New(aadsts.ServiceUnavailable, "A transient error has occurred. Please try again.")
 	e.RetryAfter = 5 * time.Second
+	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
+		s.opts.metrics.TokenRefused(*g, e.Code)
+	}
 	aadsts.Write(w, r, e, s.opts.now())
+}
+
+// grantKey holds a token request's grant label (*string) in its context.
+type grantKey struct{}
+
+// grantLabel bounds the metrics label to the grants the endpoint knows.
+func grantLabel(grantType string) string {
+	switch grantType {
+	case "client_credentials", "password":
+		return grantType
+	case "":
+		return "none"
+	}
+	return "unsupported"
+}
+
+type noMetrics struct{}
+
+func (noMetrics) TokenIssued(string)       {}
+func (noMetrics) TokenRefused(string, int) {}
+
+// Route names what r asks for, for metrics: "token", "discovery", "keys",
+// "instance_discovery" or "other".
+func Route(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/oauth2/v2.0/token"), strings.HasSuffix(p, "/oauth2/token"):
+		return "token"
+	case strings.HasSuffix(p, "/.well-known/openid-configuration"):
+		return "discovery"
+	case p == "/common/discovery/instance":
+		return "instance_discovery"
+	case strings.HasSuffix(p, "/discovery/v2.0/keys"), strings.HasSuffix(p, "/discovery/keys"):
+		return "keys"
+	}
+	return "other"
 }

@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -45,11 +46,16 @@ type authResult struct {
 
 func (s *Server) token(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The label is known once the form is read; errors before that
+		// count as "none".
+		label := "none"
+		r = r.WithContext(context.WithValue(r.Context(), grantKey{}, &label))
 		form, aerr := s.readForm(w, r)
 		if aerr != nil {
 			s.fail(w, r, aerr)
 			return
 		}
+		label = grantLabel(form.Get("grant_type"))
 		tenant, aerr, err := s.resolveTenant(r.Context(), r.PathValue("tenant"))
 		if err != nil {
 			s.unavailable(w, r, err)
@@ -342,6 +348,9 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, req tokenRequest,
 	}
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, body, "no-store, no-cache")
+	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
+		s.opts.metrics.TokenIssued(*g)
+	}
 	s.opts.logger.Debug("issued access token", "client_id", auth.client.AppID, "resource", res.App.AppID, "ver", at.Ver)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
 )
@@ -21,7 +22,9 @@ type EntraOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer,
 	// not only those Entra honours them for.
 	AnyIssuerExpressions bool
-	Logger               *slog.Logger
+	// Metrics, when set, counts tokens and issuer fetches.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Entra is the Entra token endpoint over a store: its handler, its signer
@@ -43,12 +46,17 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	if opts.IssuerRootCAs != nil {
 		metaOpts = append(metaOpts, issuermeta.WithRootCAs(opts.IssuerRootCAs))
 	}
+	entraOpts := []entra.Option{entra.WithLogger(logger.With("component", "entra"))}
+	if opts.Metrics != nil {
+		metaOpts = append(metaOpts, issuermeta.WithFetchObserver(opts.Metrics.IssuerFetch))
+		entraOpts = append(entraOpts, entra.WithMetrics(opts.Metrics))
+	}
 	verifier := federation.NewVerifier(issuermeta.New(metaOpts...),
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
 	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
 	return &Entra{
-		Handler: entra.New(s, verifier, sg, entra.WithLogger(logger.With("component", "entra"))).Handler(),
+		Handler: entra.New(s, verifier, sg, entraOpts...).Handler(),
 		Signer:  sg,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,9 +18,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/health"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/servingtls"
@@ -34,23 +37,25 @@ type Server struct {
 	cfg    config.Config
 	logger *slog.Logger
 
-	sources []keysource.Source
-	issuers []*oidcprovider.Issuer
-	files   *servingtls.Files
-	svid    *servingtls.SVID
-	store   store.Store
-	ent     *Entra
-	seeder  *seed.Applier
-	seeded  atomic.Bool
-	oidc    Listener
-	entra   Listener
-	health  Listener
+	sources  []keysource.Source
+	issuers  []*oidcprovider.Issuer
+	files    *servingtls.Files
+	svid     *servingtls.SVID
+	store    store.Store
+	ent      *Entra
+	seeder   *seed.Applier
+	seeded   atomic.Bool
+	metrics  *metrics.Metrics
+	oidc     Listener
+	entra    Listener
+	health   Listener
+	metricsL Listener
 }
 
 // New prepares a gateway from cfg: it opens the key sources, the store and
 // the TLS material and binds the listeners. Nothing is served until Run.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, logger: logger}
+	s := &Server{cfg: cfg, logger: logger, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -82,6 +87,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		return nil, err
 	}
 	s.oidc.Name, s.oidc.TLS = "oidc", tlsConfig
+	for _, iss := range s.issuers {
+		s.metrics.KeySetAge(iss.URL(), func() time.Time { return iss.Status().Source.Changed })
+	}
 
 	checks := []health.Check{}
 	for _, iss := range s.issuers {
@@ -97,7 +105,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		if s.entra.Net, err = listen("entra.listen_addr", cfg.Entra.ListenAddr); err != nil {
 			return nil, err
 		}
-		s.entra.Name, s.entra.Handler, s.entra.TLS = "entra", s.ent.Handler, tlsConfig
+		s.entra.Name, s.entra.TLS = "entra", tlsConfig
+		s.entra.Handler = s.metrics.Instrument("entra", entra.Route, s.ent.Handler)
 		checks = append(checks, health.Check{Name: "entra signing keys", Ready: func() (bool, any) {
 			if s.ent.Signer.Ready() {
 				return true, nil
@@ -117,6 +126,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		return nil, err
 	}
 	s.health.Name, s.health.Handler = "health", health.Handler(checks...)
+	if addr := cfg.Metrics.ListenAddr; addr != "" {
+		if s.metricsL.Net, err = listen("metrics.listen_addr", addr); err != nil {
+			return nil, err
+		}
+		s.metricsL.Name = "metrics"
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		s.metricsL.Handler = mux
+	}
 	return s, nil
 }
 
@@ -180,7 +198,7 @@ func (s *Server) newProvider(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.oidc.Handler = h
+	s.oidc.Handler = s.metrics.Instrument("oidc", h.Route, h)
 	return nil
 }
 
@@ -199,7 +217,7 @@ func (s *Server) newEntra(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Logger: s.logger}
+	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Metrics: s.metrics, Logger: s.logger}
 	if f := s.cfg.Entra.IssuerCAFile; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
@@ -257,6 +275,9 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.files.Run(ctx)
 	}
 	listeners := []Listener{s.oidc, s.health}
+	if s.metricsL.Net != nil {
+		listeners = append(listeners, s.metricsL)
+	}
 	if s.ent != nil {
 		go s.ent.Run(ctx)
 		if s.seeder != nil {
@@ -282,7 +303,7 @@ func (s *Server) close() {
 	if s.svid != nil {
 		errs = append(errs, s.svid.Close())
 	}
-	for _, l := range []net.Listener{s.oidc.Net, s.entra.Net, s.health.Net} {
+	for _, l := range []net.Listener{s.oidc.Net, s.entra.Net, s.health.Net, s.metricsL.Net} {
 		if l != nil {
 			_ = l.Close()
 		}

@@ -65,6 +65,7 @@ type options struct {
 	requireUseSig                   bool
 	now                             func() time.Time
 	logger                          *slog.Logger
+	observe                         func(ok bool)
 }
 
 // Option configures a Cache.
@@ -103,10 +104,14 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
+// WithFetchObserver is told the outcome of every fetch of an issuer's
+// metadata, for metrics.
+func WithFetchObserver(observe func(ok bool)) Option { return func(o *options) { o.observe = observe } }
+
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
 	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: 5 * time.Second,
-		maxBytes: 1 << 20, now: time.Now, logger: slog.New(slog.DiscardHandler)}
+		maxBytes: 1 << 20, now: time.Now, logger: slog.New(slog.DiscardHandler), observe: func(bool) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -225,6 +230,7 @@ func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
 		defer cancel()
 		keys, err := c.load(fctx, issuer)
+		c.opts.observe(err == nil)
 		var netErr net.Error
 		if err != nil && (fctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout()) {
 			err = fmt.Errorf("no complete answer within %s: %w", c.opts.timeout, err)

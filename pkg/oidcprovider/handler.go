@@ -137,3 +137,16 @@ func (h *Handler) fromTrustedProxy(r *http.Request) bool {
 	}
 	return false
 }
+
+// Route names what r asks for, for metrics: "discovery", "keys" or
+// "other".
+func (h *Handler) Route(r *http.Request) string {
+	routes := h.routes[r.URL.Path]
+	switch {
+	case len(routes) == 0:
+		return "other"
+	case routes[0].keys:
+		return "keys"
+	}
+	return "discovery"
+}

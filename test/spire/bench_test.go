@@ -132,8 +132,9 @@ oidc:
 workload_api: {socket_path: %s}
 %s
 health: {listen_addr: 127.0.0.1:0}
+metrics: {listen_addr: 127.0.0.1:0}
 log_level: info
-`, api.Addr, tlsConf), 2)
+`, api.Addr, tlsConf), 3)
 		targets = append(targets, target{"gateway", scheme, gw.addrs["oidc"], gw.proc})
 
 		odpConf := filepath.Join(dir, "odp-"+scheme+".conf")

@@ -155,6 +155,8 @@ tls:
   key_file: %s
 health:
   listen_addr: 127.0.0.1:0
+metrics:
+  listen_addr: ""
 `, oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key), 2)
 
 	pem, _ := os.ReadFile(paths.CA)
@@ -302,6 +304,8 @@ tls:
   mode: spiffe
 health:
   listen_addr: 127.0.0.1:0
+metrics:
+  listen_addr: ""
 `, d.AgentSocket), 2)
 	conn, err := tls.Dial("tcp", gw.addrs["oidc"], &tls.Config{InsecureSkipVerify: true}) // the test inspects the certificate itself
 	if err != nil {

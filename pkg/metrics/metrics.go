@@ -1,0 +1,117 @@
+// Package metrics exposes the gateway's Prometheus metrics: requests by
+// listener, route and status; tokens issued and refused by grant and
+// AADSTS code; the age of each published key set; and fetches of federated
+// issuers' metadata.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the gateway's registry. Its methods are safe for concurrent
+// use.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	issued   *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	fetches  *prometheus.CounterVec
+}
+
+// New returns a registry with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_http_requests_total", Help: "HTTP requests by listener, route and status code.",
+		}, []string{"listener", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_http_request_duration_seconds", Help: "HTTP request latency by listener and route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"listener", "route"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_tokens_issued_total", Help: "Access tokens issued by grant type.",
+		}, []string{"grant"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_tokens_refused_total", Help: "Token requests refused by grant type and AADSTS code.",
+		}, []string{"grant", "aadsts"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_issuer_metadata_fetches_total", Help: "Fetches of federated issuers' discovery documents and keys, by result.",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.issued, m.refused, m.fetches,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// TokenIssued counts an issued token; it implements entra.Metrics.
+func (m *Metrics) TokenIssued(grant string) { m.issued.WithLabelValues(grant).Inc() }
+
+// TokenRefused counts a refused token request; it implements entra.Metrics.
+func (m *Metrics) TokenRefused(grant string, code int) {
+	m.refused.WithLabelValues(grant, strconv.Itoa(code)).Inc()
+}
+
+// IssuerFetch counts a fetch of an issuer's metadata.
+func (m *Metrics) IssuerFetch(ok bool) {
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.fetches.WithLabelValues(result).Inc()
+}
+
+// KeySetAge publishes how long ago the key set of issuer last changed,
+// read from changed at every scrape.
+func (m *Metrics) KeySetAge(issuer string, changed func() time.Time) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gateway_keyset_age_seconds", Help: "Seconds since the published key set last changed.",
+		ConstLabels: prometheus.Labels{"issuer": issuer},
+	}, func() float64 {
+		t := changed()
+		if t.IsZero() {
+			return -1 // no keys yet
+		}
+		return time.Since(t).Seconds()
+	}))
+}
+
+// Instrument counts and times the requests h serves on listener. route
+// maps a request to one of a fixed set of names, so that clients cannot
+// grow the label set with paths of their choosing.
+func (m *Metrics) Instrument(listener string, route func(*http.Request) string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rw, r)
+		name := route(r)
+		m.requests.WithLabelValues(listener, name, strconv.Itoa(rw.code)).Inc()
+		m.latency.WithLabelValues(listener, name).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

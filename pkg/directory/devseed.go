@@ -52,8 +52,9 @@ type DevSeed struct {
 }
 
 // EnsureDevSeed creates the development tenant, a resource app with an app
-// role, and a client app holding a client secret, that role and a federated
-// credential for p.Subject at p.Issuer. It is idempotent: on later starts it
+// role, and a client app holding a client secret, that role, Graph's
+// Application.ReadWrite.All and a federated credential for p.Subject at
+// p.Issuer. It is idempotent: on later starts it
 // only brings the federated credential's issuer and subject up to date.
 func EnsureDevSeed(ctx context.Context, s store.Store, p DevSeedParams, now time.Time) (DevSeed, error) {
 	seed := DevSeed{TenantID: DevTenantID, ClientID: DevClientAppID, ResourceAppID: DevResourceAppID, Scope: DevResourceURI + "/.default"}
@@ -72,6 +73,14 @@ func EnsureDevSeed(ctx context.Context, s store.Store, p DevSeedParams, now time
 			}))
 		},
 		func() error { return ensureDevFederatedCredential(ctx, s, p, now) },
+		func() error { return EnsureMicrosoftResources(ctx, s, DevTenantID, now) },
+		// The development client may call the Graph and ARM shaped APIs.
+		func() error {
+			return ignoreExists(s.CreateAppRoleAssignment(ctx, store.AppRoleAssignment{
+				ID: devID("assignment/graph"), PrincipalID: devID("client-app/sp"), ResourceID: MicrosoftObjectID(DevTenantID, GraphAppID+"/sp"),
+				AppRoleID: GraphApplicationReadWriteAllID, ManagedBy: ManagedByDev,
+			}))
+		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -3,6 +3,7 @@ package directory
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
@@ -103,4 +104,12 @@ func required(field string) *FieldError {
 func tooLong(field, value string) *FieldError {
 	return &FieldError{Field: field, Value: value, Rule: RuleTooLong,
 		Message: fmt.Sprintf("The federated identity credential's %s must be at most %d characters; it has %d.", field, maxValue, utf8.RuneCountInString(value))}
+}
+
+// ManagedIdentityID is a user-assigned managed identity's ARM resource id,
+// with the subscription and resource group in lower case as ARM compares
+// them case-insensitively.
+func ManagedIdentityID(subscription, resourceGroup, name string) string {
+	return "/subscriptions/" + strings.ToLower(subscription) + "/resourcegroups/" + strings.ToLower(resourceGroup) +
+		"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
 }

@@ -5,9 +5,14 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
+	"time"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/apiauth"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/arm"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/graph"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
@@ -27,8 +32,9 @@ type EntraOptions struct {
 	Logger  *slog.Logger
 }
 
-// Entra is the Entra token endpoint over a store: its handler, its signer
-// and the cache of federated issuers' metadata. Replicas sharing a store
+// Entra is the Entra endpoint over a store: the token endpoint, the Graph
+// and ARM shaped management APIs, its signer and the cache of federated
+// issuers' metadata. Replicas sharing a store
 // share its directory and signing keys; each keeps its own issuer cache.
 type Entra struct {
 	Handler http.Handler
@@ -55,10 +61,12 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
 	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
-	return &Entra{
-		Handler: entra.New(s, verifier, sg, entraOpts...).Handler(),
-		Signer:  sg,
-	}
+	auth := &apiauth.Verifier{Keys: sg.PublicKeysJSON, Now: time.Now}
+	mux := http.NewServeMux()
+	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, logger.With("component", "graph")))
+	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, logger.With("component", "arm")))
+	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
+	return &Entra{Handler: mux, Signer: sg}
 }
 
 // Run keeps the signing keys current until ctx ends.

@@ -83,6 +83,9 @@ func (a *Applier) applyTenant(ctx context.Context, t Tenant, now time.Time) erro
 	if err != nil {
 		return err
 	}
+	if err := directory.EnsureMicrosoftResources(ctx, a.Store, tid, now); err != nil {
+		return err
+	}
 
 	principals := map[string]principal{}
 	keep := map[string]bool{}
@@ -104,7 +107,7 @@ func (a *Applier) applyTenant(ctx context.Context, t Tenant, now time.Time) erro
 			return fmt.Errorf("managed identity %q: %w", mi.Name, err)
 		}
 		principals["mi/"+mi.Name] = p
-		keepMI[miResourceID(mi)] = true
+		keepMI[directory.ManagedIdentityID(mi.SubscriptionID, mi.ResourceGroup, mi.Name)] = true
 	}
 	if err := a.pruneManagedIdentities(ctx, tid, keepMI); err != nil {
 		return err
@@ -266,13 +269,8 @@ func (a *Applier) pruneApplications(ctx context.Context, tid string, keep map[st
 	return nil
 }
 
-func miResourceID(mi ManagedIdentity) string {
-	return "/subscriptions/" + strings.ToLower(mi.SubscriptionID) + "/resourcegroups/" + strings.ToLower(mi.ResourceGroup) +
-		"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + mi.Name
-}
-
 func (a *Applier) applyManagedIdentity(ctx context.Context, tid string, in ManagedIdentity) (principal, error) {
-	id := miResourceID(in)
+	id := directory.ManagedIdentityID(in.SubscriptionID, in.ResourceGroup, in.Name)
 	clientID := strings.ToLower(in.ClientID)
 	if clientID == "" {
 		clientID = derive(tid, id, "clientId")

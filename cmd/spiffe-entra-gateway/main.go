@@ -17,6 +17,9 @@ const usage = `Usage: spiffe-entra-gateway <command> [flags]
 Commands:
   serve     run the gateway (serve --dev for a zero-configuration development gateway)
   token     fetch a JWT-SVID from the Workload API, print it or exchange it for an Entra token
+  app       manage applications and their secrets through the gateway's Graph API
+  fic       manage applications' federated identity credentials
+  identity  manage user-assigned managed identities and their credentials through the ARM API
   version   print the version
 
 Run 'spiffe-entra-gateway <command> -h' for a command's flags.
@@ -38,6 +41,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "app":
+		return appCommand(args[1:], stdout, stderr)
+	case "fic":
+		return ficCommand(args[1:], stdout, stderr)
+	case "identity":
+		return identityCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "spiffe-entra-gateway", version.String())
 		return 0

@@ -1,6 +1,7 @@
 // Package tokenexchange presents a JWT-SVID as a client assertion at an
 // Entra-compatible token endpoint, the request azidentity's
-// ClientAssertionCredential makes, for tools that do not link the Azure SDK.
+// ClientAssertionCredential makes (or a client secret, as
+// ClientSecretCredential does), for tools that do not link the Azure SDK.
 package tokenexchange
 
 import (
@@ -15,13 +16,15 @@ import (
 // maxResponse bounds what is read from the token endpoint.
 const maxResponse = 1 << 20
 
-// Request is one client_credentials request with a client assertion.
+// Request is one client_credentials request with a client assertion or,
+// when Assertion is empty, a client secret.
 type Request struct {
 	AuthorityHost string // such as https://login.microsoftonline.com
 	TenantID      string
 	ClientID      string
 	Scope         string // <resource>/.default
 	Assertion     string
+	ClientSecret  string
 }
 
 // Response is the endpoint's answer, success or Entra error, as sent.
@@ -40,12 +43,12 @@ func Exchange(ctx context.Context, client *http.Client, req Request) (Response, 
 		return Response{}, fmt.Errorf("authority host %q must be an https URL", req.AuthorityHost)
 	}
 	endpoint := strings.TrimSuffix(req.AuthorityHost, "/") + "/" + url.PathEscape(req.TenantID) + "/oauth2/v2.0/token"
-	form := url.Values{
-		"grant_type":            {"client_credentials"},
-		"client_id":             {req.ClientID},
-		"scope":                 {req.Scope},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {req.Assertion},
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {req.ClientID}, "scope": {req.Scope}}
+	if req.Assertion != "" {
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", req.Assertion)
+	} else {
+		form.Set("client_secret", req.ClientSecret)
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {

@@ -42,7 +42,7 @@ sidecar_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/sidecar/token" ] && break; sleep 0.1; done
 [ -s "$work/sidecar/token" ] || { cat "$work/sidecar.log" >&2; echo "the sidecar wrote no token" >&2; exit 1; }
 
-echo "== node clients: @azure/identity and @azure/msal-node"
+echo "== node clients: @azure/identity, @azure/msal-node and @microsoft/microsoft-graph-client"
 status=0
 (
 	set -a
@@ -52,7 +52,7 @@ status=0
 	export GATEWAY_BIN=$bin
 	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
 	unset AZURE_REGIONAL_AUTHORITY_NAME
-	cd test/node && node --test --test-concurrency=1 clients.test.mjs
+	cd test/node && node --test --test-concurrency=1 clients.test.mjs graph.test.mjs
 ) || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "== gateway log" >&2

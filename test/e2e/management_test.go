@@ -3,14 +3,23 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
@@ -218,27 +227,38 @@ func TestGraphApplicationsAndFederatedCredentials(t *testing.T) {
 	status, body, _ = a.do("PATCH", ficPath+"(name='absent')", tok, map[string]any{"description": "x"})
 	graphError(t, "PATCH of a missing credential without Prefer", status, body, 404, "Request_ResourceNotFound", "absent")
 
-	// Every rule, in Graph's words.
+	// Every rule, in Graph's words: the exact message.
 	long := strings.Repeat("a", 601)
+	const objectType = ", objectType: Microsoft.Online.DirectoryServices.Application"
 	for _, tc := range []struct {
 		name string
 		body map[string]any
 		want string
 	}{
-		{"bad name", map[string]any{"name": "-bad", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a"}}, "paramName: FederatedIdentityCredential.Name, paramValue: -bad"},
-		{"name with slash", map[string]any{"name": "a/b", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a"}}, "must be within 3 and 120 characters"},
-		{"no issuer", map[string]any{"name": "no-issuer", "subject": "s", "audiences": []string{"a"}}, "issuer is required. paramName: FederatedIdentityCredential.Issuer"},
-		{"long subject", map[string]any{"name": "long-subject", "issuer": "https://i.example", "subject": long, "audiences": []string{"a"}}, "subject must be at most 600 characters; it has 601."},
-		{"two audiences", map[string]any{"name": "two-aud", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a", "b"}}, "exactly 1 audience; 2 given. paramName: FederatedIdentityCredential.Audiences"},
+		{"bad name", map[string]any{"name": "-bad", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a"}},
+			`The name of a federated identity credential must be within 3 and 120 characters, only contain letters (A-Z, a-z), numbers, hyphens and underscores, and start with a letter or a number; "-bad" is not. paramName: FederatedIdentityCredential.Name, paramValue: -bad` + objectType},
+		{"name with slash", map[string]any{"name": "a/b", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a"}},
+			`The name of a federated identity credential must be within 3 and 120 characters, only contain letters (A-Z, a-z), numbers, hyphens and underscores, and start with a letter or a number; "a/b" is not. paramName: FederatedIdentityCredential.Name, paramValue: a/b` + objectType},
+		{"no issuer", map[string]any{"name": "no-issuer", "subject": "s", "audiences": []string{"a"}},
+			"The federated identity credential's issuer is required. paramName: FederatedIdentityCredential.Issuer, paramValue: " + objectType},
+		{"long subject", map[string]any{"name": "long-subject", "issuer": "https://i.example", "subject": long, "audiences": []string{"a"}},
+			"The federated identity credential's subject must be at most 600 characters; it has 601. paramName: FederatedIdentityCredential.Subject, paramValue: " + long + objectType},
+		{"two audiences", map[string]any{"name": "two-aud", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a", "b"}},
+			"Federated identity credentials must have exactly 1 audience; 2 given. paramName: FederatedIdentityCredential.Audiences, paramValue: [a b]" + objectType},
+		{"no subject", map[string]any{"name": "no-subject", "issuer": "https://i.example", "audiences": []string{"a"}},
+			"A federated identity credential needs a subject or a claimsMatchingExpression. paramName: FederatedIdentityCredential.Subject, paramValue: " + objectType},
 		{"subject and expression", map[string]any{"name": "both", "issuer": "https://token.actions.githubusercontent.com", "subject": "s", "audiences": []string{"a"},
-			"claimsMatchingExpression": map[string]any{"value": "claims['sub'] eq 'x'", "languageVersion": 1}}, "either a subject or a claimsMatchingExpression, not both"},
-		{"same issuer and subject", map[string]any{"name": "duplicate", "issuer": a.info.Issuer, "subject": a.info.SPIFFEID, "audiences": []string{"a"}}, "The combination of issuer and subject must be unique for the application. Issuer " + a.info.Issuer + " and Subject: " + a.info.SPIFFEID + " already exist."},
-		{"same name", map[string]any{"name": "spiffe-worker", "issuer": "https://other.example", "subject": "s", "audiences": []string{"a"}}, "named spiffe-worker already exists"},
+			"claimsMatchingExpression": map[string]any{"value": "claims['sub'] eq 'x'", "languageVersion": 1}},
+			"A federated identity credential has either a subject or a claimsMatchingExpression, not both. paramName: FederatedIdentityCredential.Subject, paramValue: s" + objectType},
+		{"same issuer and subject", map[string]any{"name": "duplicate", "issuer": a.info.Issuer, "subject": a.info.SPIFFEID, "audiences": []string{"a"}},
+			"The combination of issuer and subject must be unique for the application. Issuer " + a.info.Issuer + " and Subject: " + a.info.SPIFFEID + " already exist. paramName: FederatedIdentityCredential.Subject, paramValue: " + a.info.SPIFFEID + objectType},
+		{"same name", map[string]any{"name": "spiffe-worker", "issuer": "https://other.example", "subject": "s", "audiences": []string{"a"}},
+			"A federated identity credential named spiffe-worker already exists on the application. paramName: FederatedIdentityCredential.Name, paramValue: spiffe-worker" + objectType},
 	} {
 		status, body, _ := a.do("POST", ficPath, tok, tc.body)
-		graphError(t, tc.name, status, body, 400, "InvalidFederatedIdentityCredentialValue", tc.want)
-		if !strings.Contains(fmt.Sprint(body["error"].(map[string]any)["message"]), "objectType: Microsoft.Online.DirectoryServices.Application") {
-			t.Errorf("%s: no objectType in %v", tc.name, body)
+		graphError(t, tc.name, status, body, 400, "InvalidFederatedIdentityCredentialValue", "")
+		if got := body["error"].(map[string]any)["message"]; got != tc.want {
+			t.Errorf("%s: message\n%q\nwant\n%q", tc.name, got, tc.want)
 		}
 	}
 	status, body, _ = a.do("PATCH", ficPath+"/spiffe-worker", tok, map[string]any{"name": "renamed"})
@@ -263,6 +283,50 @@ func TestGraphApplicationsAndFederatedCredentials(t *testing.T) {
 	}
 	status, body, _ = a.do("GET", "/v1.0/applications/"+id, tok, nil)
 	graphError(t, "deleted app", status, body, 404, "Request_ResourceNotFound", id)
+}
+
+func TestGraphKeyCredentials(t *testing.T) {
+	a := newAPI(t)
+	tok := a.graphToken()
+	_, app, _ := a.do("POST", "/v1.0/applications", tok, map[string]any{"displayName": "with-certificate"})
+	path := "/v1.0/applications/" + app["id"].(string)
+	der := selfSignedDER(t)
+	if status, body, _ := a.do("PATCH", path, tok, map[string]any{"keyCredentials": []any{map[string]any{
+		"type": "AsymmetricX509Cert", "usage": "Verify", "displayName": "ci", "key": base64.StdEncoding.EncodeToString(der)}}}); status != 204 {
+		t.Fatalf("PATCH keyCredentials: %d %v", status, body)
+	}
+	_, got, _ := a.do("GET", path, tok, nil)
+	keys := got["keyCredentials"].([]any)
+	sum := sha1.Sum(der)
+	if len(keys) != 1 || keys[0].(map[string]any)["customKeyIdentifier"] != strings.ToUpper(hex.EncodeToString(sum[:])) || keys[0].(map[string]any)["key"] != nil {
+		t.Fatalf("keyCredentials %v", keys)
+	}
+	// Naming the existing key by keyId keeps it; an empty list removes it.
+	keyID := keys[0].(map[string]any)["keyId"]
+	a.do("PATCH", path, tok, map[string]any{"keyCredentials": []any{map[string]any{"keyId": keyID, "type": "AsymmetricX509Cert", "usage": "Verify"}}})
+	if _, got, _ := a.do("GET", path, tok, nil); len(got["keyCredentials"].([]any)) != 1 {
+		t.Fatal("the named key was dropped")
+	}
+	a.do("PATCH", path, tok, map[string]any{"keyCredentials": []any{}})
+	if _, got, _ := a.do("GET", path, tok, nil); len(got["keyCredentials"].([]any)) != 0 {
+		t.Fatal("the key was kept")
+	}
+	status, body, _ := a.do("PATCH", path, tok, map[string]any{"keyCredentials": []any{map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": "bm90IGEgY2VydA=="}}})
+	graphError(t, "not a certificate", status, body, 400, "Request_BadRequest", "Key credential")
+}
+
+func selfSignedDER(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ci"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func TestGraphAppRoleAssignments(t *testing.T) {

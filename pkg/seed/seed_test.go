@@ -272,3 +272,51 @@ func TestWarnsAboutFlexibleCredentialsEntraRefuses(t *testing.T) {
 		t.Errorf("warned about a flexible credential Entra accepts:\n%s", out)
 	}
 }
+
+func TestEveryTenantHoldsGraphAndARM(t *testing.T) {
+	s := openStore(t)
+	a := &Applier{Store: s, ParseExpression: func(string) error { return nil }}
+	if err := apply(t, a, `
+tenants:
+  - id: 6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10
+    applications:
+      - name: automation
+        roleAssignments:
+          - {resource: "https://graph.microsoft.com", role: Application.ReadWrite.All}
+`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const tid = "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10"
+	for _, appID := range []string{directory.GraphAppID, directory.ARMAppID} {
+		if _, err := s.GetServicePrincipalByAppID(ctx, tid, appID); err != nil {
+			t.Errorf("service principal of %s: %v", appID, err)
+		}
+	}
+	arm, err := s.GetApplicationByIdentifierURI(ctx, tid, "https://management.core.windows.net/")
+	if err != nil || arm.AppID != directory.ARMAppID {
+		t.Errorf("ARM by identifier URI: %v %v", arm.AppID, err)
+	}
+	apps, _ := s.ListApplications(ctx, tid)
+	var automation store.Application
+	for _, app := range apps {
+		if app.DisplayName == "automation" {
+			automation = app
+		}
+	}
+	sp, err := s.GetServicePrincipalByAppID(ctx, tid, automation.AppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, _ := s.ListAppRoleAssignments(ctx, sp.ObjectID)
+	if len(as) != 1 || as[0].AppRoleID != directory.GraphApplicationReadWriteAllID {
+		t.Fatalf("assignments %+v", as)
+	}
+	// Applying again keeps them; the seed does not prune Microsoft's own.
+	if err := apply(t, a, "tenants: [{id: "+tid+"}]\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetApplicationByAppID(ctx, tid, directory.GraphAppID); err != nil {
+		t.Fatalf("Graph was pruned: %v", err)
+	}
+}

@@ -2,6 +2,8 @@ package directory
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +23,11 @@ const (
 	GraphApplicationReadWriteAll = "Application.ReadWrite.All"
 	// GraphApplicationReadWriteAllID is that role's id in Graph.
 	GraphApplicationReadWriteAllID = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"
+	// GraphApplicationReadWriteOwnedBy allows creating applications and
+	// managing those the caller owns.
+	GraphApplicationReadWriteOwnedBy = "Application.ReadWrite.OwnedBy"
+	// GraphApplicationReadWriteOwnedByID is that role's id in Graph.
+	GraphApplicationReadWriteOwnedByID = "18a4783c-866b-4cc7-a460-3d5e5662c884"
 	// ARMAppID is Azure Resource Manager's application id.
 	ARMAppID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 	// ManagedByMicrosoft marks the first-party resources: neither the seed
@@ -41,7 +48,7 @@ func MicrosoftObjectID(tenantID, name string) string {
 }
 
 // EnsureMicrosoftResources creates Microsoft Graph (with its
-// Application.ReadWrite.All app role) and Azure Resource Manager as
+// Application.ReadWrite.All and Application.ReadWrite.OwnedBy app roles) and Azure Resource Manager as
 // applications with service principals in the tenant, unless present, so
 // that clients can get tokens for them and call the management APIs.
 func EnsureMicrosoftResources(ctx context.Context, s store.Store, tenantID string, now time.Time) error {
@@ -53,6 +60,10 @@ func EnsureMicrosoftResources(ctx context.Context, s store.Store, tenantID strin
 				ID: GraphApplicationReadWriteAllID, Value: GraphApplicationReadWriteAll, DisplayName: "Read and write all applications",
 				Description:        "Allows the app to create, read, update and delete applications and service principals.",
 				AllowedMemberTypes: []string{"Application"}, IsEnabled: true,
+			}, {
+				ID: GraphApplicationReadWriteOwnedByID, Value: GraphApplicationReadWriteOwnedBy, DisplayName: "Manage apps that this app creates or owns",
+				Description:        "Allows the app to create other applications, and fully manage those applications, but not others.",
+				AllowedMemberTypes: []string{"Application"}, IsEnabled: true,
 			}},
 		},
 		{
@@ -61,7 +72,16 @@ func EnsureMicrosoftResources(ctx context.Context, s store.Store, tenantID strin
 		},
 	}
 	for _, app := range apps {
-		if err := ignoreExists(s.CreateApplication(ctx, app)); err != nil {
+		have, err := s.GetApplicationByAppID(ctx, tenantID, app.AppID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			err = ignoreExists(s.CreateApplication(ctx, app))
+		case err == nil && have.ManagedBy == ManagedByMicrosoft && !slices.EqualFunc(have.AppRoles, app.AppRoles, func(a, b store.AppRole) bool { return a.ID == b.ID && a.Value == b.Value }):
+			// A directory from an earlier version gains the roles added since.
+			app.CreatedAt = have.CreatedAt
+			err = s.UpdateApplication(ctx, app)
+		}
+		if err != nil {
 			return err
 		}
 		if err := ignoreExists(s.CreateServicePrincipal(ctx, store.ServicePrincipal{

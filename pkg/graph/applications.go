@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +146,22 @@ func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Ap
 	if err != nil {
 		return app, backend(err)
 	}
+	if q.ownedOnly {
+		owned, err := s.owns(q, app.ObjectID)
+		if err != nil {
+			return app, backend(err)
+		}
+		if !owned {
+			return app, denied()
+		}
+	}
 	return app, nil
+}
+
+// owns reports whether the caller owns the application.
+func (s *Server) owns(q *request, objectID string) (bool, error) {
+	owners, err := s.store.ListApplicationOwners(q.ctx(), objectID)
+	return slices.Contains(owners, q.caller.ObjectID), err
 }
 
 func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError) {
@@ -197,6 +213,19 @@ func (s *Server) listApplications(q *request) *apiError {
 	apps, err := s.store.ListApplications(q.ctx(), q.caller.TenantID)
 	if err != nil {
 		return backend(err)
+	}
+	if q.ownedOnly {
+		var owned []store.Application
+		for _, a := range apps {
+			ok, err := s.owns(q, a.ObjectID)
+			if err != nil {
+				return backend(err)
+			}
+			if ok {
+				owned = append(owned, a)
+			}
+		}
+		apps = owned
 	}
 	query := q.r.URL.Query()
 	if f := query.Get("$filter"); f != "" {
@@ -278,6 +307,10 @@ func (s *Server) createApplication(q *request) *apiError {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
 		}
+		return backend(err)
+	}
+	// As in Graph, an application created by an app belongs to it.
+	if err := s.store.AddApplicationOwner(q.ctx(), app.ObjectID, q.caller.ObjectID); err != nil {
 		return backend(err)
 	}
 	if in.KeyCredentials != nil {

@@ -50,6 +50,10 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
+func denied() *apiError {
+	return &apiError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."}
+}
+
 func badRequest(code, format string, args ...any) *apiError {
 	return &apiError{http.StatusBadRequest, code, fmt.Sprintf(format, args...)}
 }
@@ -64,6 +68,9 @@ type request struct {
 	r      *http.Request
 	caller apiauth.Caller
 	id     string // request-id
+	// ownedOnly limits the caller to the applications it owns
+	// (Application.ReadWrite.OwnedBy).
+	ownedOnly bool
 }
 
 // ServeHTTP routes /v1.0/... after checking the caller's token.
@@ -86,8 +93,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.caller = caller
-	if !caller.HasRole(directory.GraphApplicationReadWriteAll) {
-		s.fail(q, &apiError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."})
+	switch {
+	case caller.HasRole(directory.GraphApplicationReadWriteAll):
+	case caller.HasRole(directory.GraphApplicationReadWriteOwnedBy):
+		q.ownedOnly = true
+	default:
+		s.fail(q, denied())
 		return
 	}
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/v1.0"), "/"), "/")

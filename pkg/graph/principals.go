@@ -65,6 +65,13 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 			} else if err != nil {
 				return backend(err)
 			}
+			if q.ownedOnly {
+				if owned, err := s.owns(q, app.ObjectID); err != nil {
+					return backend(err)
+				} else if !owned {
+					return denied()
+				}
+			}
 			sp := store.ServicePrincipal{ObjectID: uuid.NewString(), TenantID: tenant, AppID: app.AppID, DisplayName: app.DisplayName}
 			if err := s.store.CreateServicePrincipal(q.ctx(), sp); err != nil {
 				if errors.Is(err, store.ErrAlreadyExists) {
@@ -103,6 +110,9 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 		writeJSON(q.w, http.StatusOK, out)
 		return nil
 	case len(rest) >= 1 && rest[0] == "appRoleAssignments":
+		if q.ownedOnly && q.r.Method != http.MethodGet {
+			return denied() // granting roles needs Application.ReadWrite.All
+		}
 		return s.appRoleAssignments(q, sp, rest[1:])
 	}
 	return methodNotAllowed()

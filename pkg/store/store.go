@@ -194,6 +194,13 @@ type Store interface {
 	// federated credentials, service principal and role assignments.
 	DeleteApplication(ctx context.Context, objectID string) error
 
+	// AddApplicationOwner makes the service principal principalID an owner
+	// of the application; adding an owner twice is not an error.
+	AddApplicationOwner(ctx context.Context, objectID, principalID string) error
+	// ListApplicationOwners lists the service principals owning the
+	// application, ordered.
+	ListApplicationOwners(ctx context.Context, objectID string) ([]string, error)
+
 	CreateServicePrincipal(ctx context.Context, sp ServicePrincipal) error
 	GetServicePrincipal(ctx context.Context, objectID string) (ServicePrincipal, error)
 	GetServicePrincipalByAppID(ctx context.Context, tenantID, appID string) (ServicePrincipal, error)

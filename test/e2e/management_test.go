@@ -145,6 +145,30 @@ func TestGraphAuthorization(t *testing.T) {
 	weak := a.mustToken(app["appId"].(string), pw["secretText"].(string), directory.GraphResource+"/.default")
 	status, body, _ = a.do("GET", "/v1.0/applications", weak, nil)
 	graphError(t, "no role", status, body, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+	// Application.ReadWrite.OwnedBy: the apps it creates, and no others.
+	_, graphSP, _ := a.do("GET", "/v1.0/servicePrincipals(appId='"+directory.GraphAppID+"')", tok, nil)
+	_, sp, _ := a.do("GET", "/v1.0/servicePrincipals(appId='"+app["appId"].(string)+"')", tok, nil)
+	if status, body, _ := a.do("POST", "/v1.0/servicePrincipals/"+sp["id"].(string)+"/appRoleAssignments", tok, map[string]any{
+		"principalId": sp["id"], "resourceId": graphSP["id"], "appRoleId": directory.GraphApplicationReadWriteOwnedByID}); status != 201 {
+		t.Fatalf("grant OwnedBy: %d %v", status, body)
+	}
+	owner := a.mustToken(app["appId"].(string), pw["secretText"].(string), directory.GraphResource+"/.default")
+	status, mine, _ := a.do("POST", "/v1.0/applications", owner, map[string]any{"displayName": "owned"})
+	if status != 201 {
+		t.Fatalf("OwnedBy creates: %d %v", status, mine)
+	}
+	if status, list, _ := a.do("GET", "/v1.0/applications", owner, nil); status != 200 || len(list["value"].([]any)) != 1 || list["value"].([]any)[0].(map[string]any)["id"] != mine["id"] {
+		t.Fatalf("OwnedBy lists: %d %v", status, list)
+	}
+	if status, _, _ := a.do("POST", "/v1.0/applications/"+mine["id"].(string)+"/federatedIdentityCredentials", owner,
+		map[string]any{"name": "owned-fic", "issuer": "https://i.example", "subject": "s", "audiences": []string{"a"}}); status != 201 {
+		t.Fatalf("OwnedBy manages its app's credentials: %d", status)
+	}
+	status, body, _ = a.do("GET", "/v1.0/applications(appId='"+a.info.ClientID+"')", owner, nil)
+	graphError(t, "OwnedBy on another's app", status, body, 403, "Authorization_RequestDenied", "Insufficient privileges")
+	status, body, _ = a.do("POST", "/v1.0/servicePrincipals/"+sp["id"].(string)+"/appRoleAssignments", owner, map[string]any{})
+	graphError(t, "OwnedBy granting roles", status, body, 403, "Authorization_RequestDenied", "Insufficient privileges")
 }
 
 func TestGraphApplicationsAndFederatedCredentials(t *testing.T) {

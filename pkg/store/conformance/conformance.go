@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tenants", testTenants},
 		{"Applications", testApplications},
 		{"DeleteApplicationCascades", testDeleteApplication},
+		{"ApplicationOwners", testApplicationOwners},
 		{"ServicePrincipals", testServicePrincipals},
 		{"Secrets", testSecrets},
 		{"Certificates", testCertificates},
@@ -455,5 +456,29 @@ func testSigningKeyRace(t *testing.T, s store.Store) {
 	must(t, err)
 	if created != 1 || len(list) != 1 {
 		t.Errorf("%d creates succeeded, %d keys stored; want 1", created, len(list))
+	}
+}
+
+func testApplicationOwners(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seedTenant(t, s)
+	must(t, s.CreateApplication(ctx, app("o1", "c1")))
+	must(t, s.CreateApplication(ctx, app("o2", "c2")))
+	must(t, s.AddApplicationOwner(ctx, "o1", "sp-b"))
+	must(t, s.AddApplicationOwner(ctx, "o1", "sp-a"))
+	must(t, s.AddApplicationOwner(ctx, "o1", "sp-a")) // again: no error, no duplicate
+	must(t, s.AddApplicationOwner(ctx, "o2", "sp-a"))
+	owners, err := s.ListApplicationOwners(ctx, "o1")
+	must(t, err)
+	if len(owners) != 2 || owners[0] != "sp-a" || owners[1] != "sp-b" {
+		t.Fatalf("owners of o1: %v", owners)
+	}
+	wantErr(t, "an owner of a missing app", s.AddApplicationOwner(ctx, "missing", "sp-a"), store.ErrNotFound)
+	must(t, s.DeleteApplication(ctx, "o1"))
+	if owners, _ := s.ListApplicationOwners(ctx, "o1"); len(owners) != 0 {
+		t.Fatalf("owners survived their application: %v", owners)
+	}
+	if owners, _ := s.ListApplicationOwners(ctx, "o2"); len(owners) != 1 {
+		t.Fatalf("deleting o1 touched o2's owners: %v", owners)
 	}
 }

@@ -240,6 +240,7 @@ func (s *Store) DeleteApplication(ctx context.Context, objectID string) error {
 			{"DELETE FROM password_credentials WHERE owner_id = ?", objectID},
 			{"DELETE FROM key_credentials WHERE owner_id = ?", objectID},
 			{"DELETE FROM identifier_uris WHERE object_id = ?", objectID},
+			{"DELETE FROM application_owners WHERE object_id = ?", objectID},
 			{"DELETE FROM applications WHERE object_id = ?", objectID},
 		}
 		if spID != "" {
@@ -290,4 +291,22 @@ func scanSP(r scanner) (store.ServicePrincipal, error) {
 	var sp store.ServicePrincipal
 	err := r.Scan(&sp.ObjectID, &sp.TenantID, &sp.AppID, &sp.DisplayName, &sp.ManagedBy)
 	return sp, err
+}
+
+// AddApplicationOwner makes principalID an owner of the application.
+func (s *Store) AddApplicationOwner(ctx context.Context, objectID, principalID string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM application_owners WHERE object_id = ? AND principal_id = ?"), objectID, principalID).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO application_owners (object_id, principal_id) VALUES (?, ?)"), objectID, principalID)
+		return err
+	})
+	return err
+}
+
+// ListApplicationOwners lists the application's owners.
+func (s *Store) ListApplicationOwners(ctx context.Context, objectID string) ([]string, error) {
+	return many(ctx, s, s.d, scanString, "SELECT principal_id FROM application_owners WHERE object_id = ? ORDER BY principal_id", objectID)
 }

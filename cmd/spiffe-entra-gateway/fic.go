@@ -51,25 +51,10 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 	app := fs.String("app", "", "application object id or appId")
 	name := fs.String("name", "", "the credential's name or id")
 	params := fs.String("parameters", "", "JSON file: name, issuer, subject, audiences, description")
-	if s := c.parse(args[1:]); s != 0 {
-		return s
-	}
-	if s := c.require(map[string]string{"app": *app}); s != 0 {
-		return s
-	}
-	switch args[0] {
-	case "create":
-		if s := c.require(map[string]string{"parameters": *params}); s != 0 {
-			return s
-		}
-	case "show", "delete":
-		if s := c.require(map[string]string{"name": *name}); s != 0 {
-			return s
-		}
-	}
-	path, err := c.appPath(*app)
-	if err != nil {
-		return c.fail(err)
+	more := map[string]map[string]*string{"create": {"parameters": params}, "show": {"name": name}, "delete": {"name": name}}[args[0]]
+	path, status := c.parseApp(args[1:], "app", app, more)
+	if status != 0 {
+		return status
 	}
 	path += "/federatedIdentityCredentials"
 	switch args[0] {

@@ -73,6 +73,27 @@ func (c *apiCommand) require(values map[string]string) int {
 	return 0
 }
 
+// parseApp parses args, checks that the application flag (and the flags in
+// more) are set, and finds the application: it returns its path, or the
+// exit status when that failed.
+func (c *apiCommand) parseApp(args []string, flagName string, app *string, more map[string]*string) (string, int) {
+	if s := c.parse(args); s != 0 {
+		return "", s
+	}
+	required := map[string]string{flagName: *app}
+	for k, v := range more {
+		required[k] = *v
+	}
+	if s := c.require(required); s != 0 {
+		return "", s
+	}
+	path, err := c.appPath(*app)
+	if err != nil {
+		return "", c.fail(err)
+	}
+	return path, 0
+}
+
 // fail reports err and returns the exit status 1.
 func (c *apiCommand) fail(err error) int {
 	fmt.Fprintf(c.fs.Output(), "%s: %v\n", c.fs.Name(), err)
@@ -142,15 +163,9 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		c, fs := newAPICommand("app credential add", stdout, stderr)
 		id := fs.String("id", "", "application object id or appId")
 		name := fs.String("display-name", "", "the secret's display name")
-		if s := c.parse(args[2:]); s != 0 {
-			return s
-		}
-		if s := c.require(map[string]string{"id": *id}); s != 0 {
-			return s
-		}
-		path, err := c.appPath(*id)
-		if err != nil {
-			return c.fail(err)
+		path, status := c.parseApp(args[2:], "id", id, nil)
+		if status != 0 {
+			return status
 		}
 		var pw map[string]any
 		if _, err := c.client.Do(c.ctx, http.MethodPost, path+"/addPassword", mgmtclient.Graph,
@@ -216,15 +231,9 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		return c.print(all, columns, appRows(all...))
 	case "show", "delete":
 		id := fs.String("id", "", "application object id or appId")
-		if s := c.parse(args[1:]); s != 0 {
-			return s
-		}
-		if s := c.require(map[string]string{"id": *id}); s != 0 {
-			return s
-		}
-		path, err := c.appPath(*id)
-		if err != nil {
-			return c.fail(err)
+		path, status := c.parseApp(args[1:], "id", id, nil)
+		if status != 0 {
+			return status
 		}
 		if args[0] == "delete" {
 			if _, err := c.client.Do(c.ctx, http.MethodDelete, path, mgmtclient.Graph, nil, nil); err != nil {

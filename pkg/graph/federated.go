@@ -104,14 +104,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 			if aerr := decode(q.r, &in); aerr != nil {
 				return aerr
 			}
-			c, aerr := s.createFIC(q, app, in)
-			if aerr != nil {
-				return aerr
-			}
-			out := toFICJSON(c)
-			out.Context = ctxURL + "/$entity"
-			writeJSON(q.w, http.StatusCreated, out)
-			return nil
+			return s.createFIC(q, app, in, ctxURL)
 		}
 		return methodNotAllowed()
 	case rest[0] == "federatedIdentityCredentials" && len(rest) == 2:
@@ -139,14 +132,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 		if in.Name == nil {
 			in.Name = &ref
 		}
-		c, aerr := s.createFIC(q, app, in)
-		if aerr != nil {
-			return aerr
-		}
-		out := toFICJSON(c)
-		out.Context = ctxURL + "/$entity"
-		writeJSON(q.w, http.StatusCreated, out)
-		return nil
+		return s.createFIC(q, app, in, ctxURL)
 	}
 	if missing {
 		return notFound("Resource '%s' does not exist or one of its queried reference-property objects are not present.", ref)
@@ -185,22 +171,26 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 	return methodNotAllowed()
 }
 
-func (s *Server) createFIC(q *request, app store.Application, in ficInput) (store.FederatedCredential, *apiError) {
+// createFIC stores the credential in and answers 201 with it.
+func (s *Server) createFIC(q *request, app store.Application, in ficInput, ctxURL string) *apiError {
 	c := store.FederatedCredential{ID: uuid.NewString(), OwnerID: app.ObjectID, CreatedAt: s.now().UTC()}
 	in.apply(&c)
 	if err := directory.ValidateFederatedCredential(c, s.parse); err != nil {
-		return c, ruleError(err)
+		return ruleError(err)
 	}
 	if aerr := s.checkUnique(q, app, c); aerr != nil {
-		return c, aerr
+		return aerr
 	}
 	if err := s.store.CreateFederatedCredential(q.ctx(), c); err != nil {
-		return c, storeWriteError(err, c)
+		return storeWriteError(err, c)
 	}
 	if why := directory.EntraWouldRefuse(c); why != "" {
 		s.logger.Warn("stored a federated credential Entra would refuse", "application", app.AppID, "name", c.Name, "reason", why)
 	}
-	return c, nil
+	out := toFICJSON(c)
+	out.Context = ctxURL + "/$entity"
+	writeJSON(q.w, http.StatusCreated, out)
+	return nil
 }
 
 // checkUnique gives the precise message for a taken name or issuer and

@@ -3,7 +3,6 @@
 // GATEWAY_BIN set to the gateway binary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createPublicKey, verify, randomUUID } from 'node:crypto';
 import {
   ClientSecretCredential,
@@ -12,22 +11,9 @@ import {
 } from '@azure/identity';
 import { ConfidentialClientApplication } from '@azure/msal-node';
 
-const env = (name) => {
-  const v = process.env[name];
-  assert.ok(v, `${name} is not set: run this suite through test/e2e/run.sh`);
-  return v;
-};
-const host = env('AZURE_AUTHORITY_HOST');
-const tenant = env('AZURE_TENANT_ID');
-const clientId = env('AZURE_CLIENT_ID');
-const scope = env('GATEWAY_DEV_SCOPE');
-const secret = env('GATEWAY_DEV_CLIENT_SECRET');
-const gatewayBin = env('GATEWAY_BIN');
-const resource = scope.replace(/\/\.default$/, '');
-const resourceAppId = env('GATEWAY_DEV_RESOURCE_APP_ID');
+import { env, host, tenant, clientId, scope, secret, resourceAppId, svid } from './env.mjs';
 
-// svid fetches a JWT-SVID from the development Workload API with the gateway's CLI.
-const svid = (...args) => execFileSync(gatewayBin, ['token', ...args], { encoding: 'utf8' }).trim();
+const resource = scope.replace(/\/\.default$/, '');
 
 // counter is an @azure/identity pipeline policy counting token requests.
 function counter() {

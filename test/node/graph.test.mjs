@@ -3,23 +3,12 @@
 // identity credential, and a JWT-SVID exchange for that application.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { ClientSecretCredential, ClientAssertionCredential } from '@azure/identity';
 import { Client } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js';
 
-const env = (name) => {
-  const v = process.env[name];
-  assert.ok(v, `${name} is not set: run this suite through test/e2e/run.sh`);
-  return v;
-};
-const host = env('AZURE_AUTHORITY_HOST');
-const tenant = env('AZURE_TENANT_ID');
-const clientId = env('AZURE_CLIENT_ID');
-const secret = env('GATEWAY_DEV_CLIENT_SECRET');
-const scope = env('GATEWAY_DEV_SCOPE');
-const gatewayBin = env('GATEWAY_BIN');
+import { host, tenant, clientId, scope, secret, svid } from './env.mjs';
 
 const credentialOptions = { authorityHost: host, disableInstanceDiscovery: true, retryOptions: { maxRetries: 0 } };
 
@@ -31,10 +20,7 @@ function graphClient() {
 }
 
 // The issuer and subject of the development workload's JWT-SVIDs.
-function svidClaims() {
-  const token = execFileSync(gatewayBin, ['token'], { encoding: 'utf8' }).trim();
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
-}
+const svidClaims = () => JSON.parse(Buffer.from(svid().split('.')[1], 'base64url').toString());
 
 test('the Graph client library creates an app and a federated credential the workload then uses', async () => {
   const graph = graphClient();
@@ -56,7 +42,7 @@ test('the Graph client library creates an app and a federated credential the wor
 
   // The workload's JWT-SVID now stands in for the new app's secret.
   const assertion = new ClientAssertionCredential(tenant, app.appId,
-    async () => execFileSync(gatewayBin, ['token'], { encoding: 'utf8' }).trim(), credentialOptions);
+    async () => svid(), credentialOptions);
   const token = await assertion.getToken(scope);
   assert.ok(token.token.split('.').length === 3);
 

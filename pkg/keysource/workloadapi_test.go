@@ -33,14 +33,21 @@ func kids(set keysource.KeySet) []string {
 	return out
 }
 
-func TestWorkloadAPIPublishesRotationsAtOnce(t *testing.T) {
+// startSource follows a development Workload API until its first key set.
+func startSource(t *testing.T) (*workloadapitest.API, *keysource.WorkloadAPI) {
+	t.Helper()
 	api := workloadapitest.Start(t, t.TempDir())
 	src, err := keysource.NewWorkloadAPI(context.Background(), td, keysource.WithAddr(api.Addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
 	waitFor(t, "the first key set", func() bool { _, ok := src.KeySet(); return ok })
+	return api, src
+}
+
+func TestWorkloadAPIPublishesRotationsAtOnce(t *testing.T) {
+	api, src := startSource(t)
 	first, _ := src.KeySet()
 	if len(first.Keys) != 1 {
 		t.Fatalf("keys = %v, want one", kids(first))
@@ -74,13 +81,7 @@ func TestWorkloadAPIPublishesRotationsAtOnce(t *testing.T) {
 }
 
 func TestWorkloadAPIOutageKeepsKeysAndRecovers(t *testing.T) {
-	api := workloadapitest.Start(t, t.TempDir())
-	src, err := keysource.NewWorkloadAPI(context.Background(), td, keysource.WithAddr(api.Addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	waitFor(t, "the first key set", func() bool { _, ok := src.KeySet(); return ok })
+	api, src := startSource(t)
 	before, _ := src.KeySet()
 
 	api.Server.Stop()

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -315,5 +317,110 @@ metrics:
 	leaf := conn.ConnectionState().PeerCertificates[0]
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != workloadID {
 		t.Fatalf("the gateway presents %v, want its SVID %s", leaf.URIs, workloadID)
+	}
+}
+
+// TestRealSPIREFederatesToTheEntraEndpoint is the whole path with real
+// SPIRE: the workload's JWT-SVID from the agent is exchanged at the
+// gateway's Entra endpoint for an access token, the endpoint validating it
+// through the gateway's own discovery provider, as Entra would.
+func TestRealSPIREFederatesToTheEntraEndpoint(t *testing.T) {
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "spire-entra-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	oidcPort := freePort(t)
+	issuer := "https://localhost:" + oidcPort
+	d := spire.NewDeployment(t, bin, dir, issuer)
+	d.RegisterUID(workloadID)
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tenant, worker = "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10", "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
+	seed := filepath.Join(dir, "seed.yaml")
+	if err := os.WriteFile(seed, []byte(fmt.Sprintf(`tenants:
+  - id: %s
+    applications:
+      - name: payments-api
+        identifierUris: [api://payments]
+        accessTokenAcceptedVersion: 2
+        appRoles: [{value: Payments.Read, allowedMemberTypes: [Application]}]
+      - name: payments-worker
+        appId: %s
+        federatedCredentials:
+          - {name: spire-worker, issuer: "%s", subject: "%s"}
+        roleAssignments:
+          - {resource: api://payments, role: Payments.Read}
+`, tenant, worker, issuer, workloadID)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, dir, fmt.Sprintf(`
+oidc:
+  listen_addr: 127.0.0.1:%s
+  trust_domain: example.org
+  issuer: %s
+workload_api: {socket_path: "unix://%s"}
+tls: {cert_file: %s, key_file: %s}
+entra:
+  listen_addr: 127.0.0.1:0
+  seed_file: %s
+  issuer_ca_file: %s
+data_dir: %s
+health: {listen_addr: 127.0.0.1:0}
+metrics: {listen_addr: ""}
+`, oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key, seed, paths.CA, filepath.Join(dir, "data")), 3)
+	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
+		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("%d %v %s", code, err, body)
+		}
+		return nil
+	})
+	pem, _ := os.ReadFile(paths.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	wl, err := workloadapi.New(context.Background(), workloadapi.WithAddr("unix://"+d.AgentSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wl.Close()
+	exchange := func(aud string) (int, map[string]any) {
+		var svid *jwtsvid.SVID
+		eventually(t, "a JWT-SVID from the agent", 30*time.Second, func() error {
+			svid, err = wl.FetchJWTSVID(context.Background(), jwtsvid.Params{Audience: aud})
+			return err
+		})
+		resp, err := client.PostForm("https://"+gw.addrs["entra"]+"/"+tenant+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {worker}, "scope": {"api://payments/.default"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {svid.Marshal()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	code, body := exchange(audience)
+	if code != 200 {
+		t.Fatalf("exchange of SPIRE's JWT-SVID: %d %v", code, body)
+	}
+	parts := strings.Split(body["access_token"].(string), ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		Azp   string   `json:"azp"`
+		Roles []string `json:"roles"`
+		TID   string   `json:"tid"`
+	}
+	if err := json.Unmarshal(raw, &claims); err != nil || claims.Azp != worker || claims.TID != tenant || len(claims.Roles) != 1 || claims.Roles[0] != "Payments.Read" {
+		t.Fatalf("access token claims %+v (%v)", claims, err)
+	}
+	// An SVID for another audience matches no credential, as in Entra.
+	if code, body := exchange("api://not-entra"); code != 401 || !strings.HasPrefix(fmt.Sprint(body["error_description"]), "AADSTS700212") {
+		t.Fatalf("an SVID for another audience: %d %v", code, body)
 	}
 }

@@ -6,6 +6,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -156,7 +157,7 @@ func decode(r *http.Request, v any) *apiError {
 	if len(body) > maxBody {
 		return &apiError{http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", fmt.Sprintf("The request body is larger than %d bytes.", maxBody)}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var unknown string

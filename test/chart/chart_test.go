@@ -341,3 +341,27 @@ func TestHelmLint(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// TestDiscoveryProviderAlone renders the chart with the Entra endpoint
+// off: no Entra Service, no storage, and a configuration without them.
+func TestDiscoveryProviderAlone(t *testing.T) {
+	r := render(t, map[string]any{"entra": map[string]any{"enabled": false}, "replicaCount": 3})
+	checkInvariants(t, r)
+	if _, ok := r.Find("Service", "-entra"); ok {
+		t.Error("an Entra Service without the Entra endpoint")
+	}
+	if r.Kinds()["PersistentVolumeClaim"] != 0 {
+		t.Error("a claim without the Entra endpoint")
+	}
+	if cfg := gatewayConfig(t, r); cfg.Entra.ListenAddr != "" {
+		t.Errorf("entra.listen_addr %q", cfg.Entra.ListenAddr)
+	}
+	if d := deployment(t, r); d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
+		t.Error("Recreate without a SQLite file to protect: rollouts would drop the discovery endpoint")
+	}
+	for _, p := range deployment(t, r).Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "entra" {
+			t.Error("an entra port without the Entra endpoint")
+		}
+	}
+}

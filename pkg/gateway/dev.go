@@ -175,6 +175,11 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The development Workload API is local: wait for its keys, so that the
+	// gateway answers discovery as soon as NewDev returns.
+	if err := waitForKeys(ctx, d.keys, 10*time.Second); err != nil {
+		return nil, err
+	}
 	d.issuer, err = oidcprovider.NewIssuer(d.keys, issuer,
 		oidcprovider.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
 		oidcprovider.WithLogger(opts.Logger.With("component", "oidc")))
@@ -218,6 +223,24 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 // WorkloadAPI is the development Workload API server, for tests and demos
 // of a key rotation (Rotate, Activate).
 func (d *Dev) WorkloadAPI() *devworkload.Server { return d.workload }
+
+// waitForKeys waits until src has its first key set.
+func waitForKeys(ctx context.Context, src keysource.Source, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		updated := src.Updated()
+		if _, ok := src.KeySet(); ok {
+			return nil
+		}
+		select {
+		case <-updated:
+		case <-deadline:
+			return fmt.Errorf("no JWT keys from the development Workload API within %v: %s", timeout, src.Status().Err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 func port(l net.Listener) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)

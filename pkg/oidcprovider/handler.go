@@ -75,6 +75,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		docs := rt.issuer.docs.Load()
 		if docs == nil {
+			// The first key set may have arrived before Run rendered it.
+			docs = rt.issuer.render()
+		}
+		if docs == nil {
 			w.Header().Set("Retry-After", "1")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ type Issuer struct {
 
 	discoveryPath, keysPath string
 	docs                    atomic.Pointer[documents]
+	renderMu                sync.Mutex
 }
 
 type options struct {
@@ -171,25 +173,29 @@ func (i *Issuer) Run(ctx context.Context) {
 }
 
 // render renders the documents if the key set changed since the last time,
-// and logs what would make Entra refuse them once per change.
-func (i *Issuer) render() {
+// and logs what would make Entra refuse them once per change. It returns
+// the current documents, nil before the first key set.
+func (i *Issuer) render() *documents {
+	i.renderMu.Lock()
+	defer i.renderMu.Unlock()
 	set, ok := i.src.KeySet()
 	if !ok {
-		return
+		return i.docs.Load()
 	}
 	if cur := i.docs.Load(); cur != nil && cur.changed.Equal(set.Changed) {
-		return
+		return cur
 	}
 	d, err := render(i.opts, set)
 	if err != nil {
 		i.opts.logger.Error("cannot render the discovery documents; serving the previous ones", "issuer", i.opts.issuer, "error", err)
-		return
+		return i.docs.Load()
 	}
 	i.docs.Store(d)
 	i.opts.logger.Info("publishing a new key set", "issuer", i.opts.issuer, "keys", len(set.Keys))
 	for _, w := range d.warnings {
 		i.opts.logger.Warn(w, "issuer", i.opts.issuer)
 	}
+	return d
 }
 
 // Status is an issuer's readiness and what stands behind it.

@@ -63,3 +63,25 @@ func TestEntraChecks(t *testing.T) {
 		t.Fatalf("warnings for one good key: %q", w)
 	}
 }
+
+// TestServesKeysThatArrivedBeforeRunRenderedThem covers the start: a key set
+// the source received before the issuer's Run rendered it is served.
+func TestServesKeysThatArrivedBeforeRunRenderedThem(t *testing.T) {
+	src := newSource()
+	iss, err := newIssuer(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHandler(iss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{src: src, issuer: iss, handler: h} // Run is never started
+	if resp := f.do(request{target: "https://oidc.example.org/keys"}); resp.StatusCode != 503 {
+		t.Fatalf("before any key: %d", resp.StatusCode)
+	}
+	src.publish(newRSA(t, "a", 2048).jwk)
+	if resp := f.do(request{target: "https://oidc.example.org/keys"}); resp.StatusCode != 200 {
+		t.Fatalf("after the first key set: %d", resp.StatusCode)
+	}
+}

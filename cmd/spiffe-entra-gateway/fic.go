@@ -51,8 +51,11 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 	app := fs.String("app", "", "application object id or appId")
 	name := fs.String("name", "", "the credential's name or id")
 	params := fs.String("parameters", "", "JSON file: name, issuer, subject, audiences, description")
-	more := map[string]map[string]*string{"create": {"parameters": params}, "show": {"name": name}, "delete": {"name": name}}[args[0]]
-	path, status := c.parseApp(args[1:], "app", app, more)
+	more, moreValue := map[string]string{"create": "parameters", "show": "name", "delete": "name"}[args[0]], name
+	if args[0] == "create" {
+		moreValue = params
+	}
+	path, status := c.parseApp(args[1:], "app", app, more, moreValue)
 	if status != 0 {
 		return status
 	}

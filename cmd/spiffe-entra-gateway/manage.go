@@ -63,28 +63,30 @@ func (c *apiCommand) parse(args []string) int {
 	return 0
 }
 
-func (c *apiCommand) require(values map[string]string) int {
-	for flagName, v := range values {
-		if v == "" {
-			fmt.Fprintf(c.fs.Output(), "%s: --%s is required\n", c.fs.Name(), flagName)
+// require checks flags given as name, value pairs, in order, and reports
+// the first that is empty.
+func (c *apiCommand) require(pairs ...string) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			fmt.Fprintf(c.fs.Output(), "%s: --%s is required\n", c.fs.Name(), pairs[i])
 			return 2
 		}
 	}
 	return 0
 }
 
-// parseApp parses args, checks that the application flag (and the flags in
-// more) are set, and finds the application: it returns its path, or the
-// exit status when that failed.
-func (c *apiCommand) parseApp(args []string, flagName string, app *string, more map[string]*string) (string, int) {
+// parseApp parses args, checks that the application flag (and the flag
+// named more, if any) are set, and finds the application: it returns its
+// path, or the exit status when that failed.
+func (c *apiCommand) parseApp(args []string, flagName string, app *string, more string, moreValue *string) (string, int) {
 	if s := c.parse(args); s != 0 {
 		return "", s
 	}
-	required := map[string]string{flagName: *app}
-	for k, v := range more {
-		required[k] = *v
+	required := []string{flagName, *app}
+	if more != "" {
+		required = append(required, more, *moreValue)
 	}
-	if s := c.require(required); s != 0 {
+	if s := c.require(required...); s != 0 {
 		return "", s
 	}
 	path, err := c.appPath(*app)
@@ -163,7 +165,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		c, fs := newAPICommand("app credential add", stdout, stderr)
 		id := fs.String("id", "", "application object id or appId")
 		name := fs.String("display-name", "", "the secret's display name")
-		path, status := c.parseApp(args[2:], "id", id, nil)
+		path, status := c.parseApp(args[2:], "id", id, "", nil)
 		if status != 0 {
 			return status
 		}
@@ -191,7 +193,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		if s := c.parse(args[1:]); s != 0 {
 			return s
 		}
-		if s := c.require(map[string]string{"name": *name}); s != 0 {
+		if s := c.require("name", *name); s != 0 {
 			return s
 		}
 		body := map[string]any{"displayName": *name}
@@ -231,7 +233,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		return c.print(all, columns, appRows(all...))
 	case "show", "delete":
 		id := fs.String("id", "", "application object id or appId")
-		path, status := c.parseApp(args[1:], "id", id, nil)
+		path, status := c.parseApp(args[1:], "id", id, "", nil)
 		if status != 0 {
 			return status
 		}

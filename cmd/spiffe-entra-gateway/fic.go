@@ -83,7 +83,7 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 			return c.fail(err)
 		}
 		return c.print(page.Value, ficColumns, ficRows(page.Value...))
-	case "show", "delete":
+	default: // show or delete
 		method := http.MethodGet
 		if args[0] == "delete" {
 			method = http.MethodDelete
@@ -97,7 +97,6 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return c.print(out, ficColumns, ficRows(out))
 	}
-	return 2 // not reached: the command was checked above
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {

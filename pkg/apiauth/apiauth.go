@@ -4,6 +4,7 @@
 package apiauth
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,9 +42,9 @@ var (
 
 // Verifier checks tokens against the gateway's published signing keys.
 type Verifier struct {
-	// Keys returns the gateway's JWKS (signer.PublicKeysJSON).
-	Keys func() []byte
-	Now  func() time.Time
+	// Key returns the gateway's public key with kid (signer.PublicKey).
+	Key func(kid string) (crypto.PublicKey, bool)
+	Now func() time.Time
 }
 
 // maxToken bounds the Authorization header's token.
@@ -77,15 +78,11 @@ func (v *Verifier) Verify(r *http.Request, audiences ...string) (Caller, error) 
 	if err != nil || len(jws.Signatures) != 1 {
 		return Caller{}, fmt.Errorf("%w: not a signed JWT", ErrInvalid)
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(v.Keys(), &set); err != nil {
-		return Caller{}, fmt.Errorf("%w: no signing keys", ErrInvalid)
-	}
-	keys := set.Key(jws.Signatures[0].Header.KeyID)
-	if len(keys) == 0 {
+	key, ok := v.Key(jws.Signatures[0].Header.KeyID)
+	if !ok {
 		return Caller{}, fmt.Errorf("%w: the signing key is not the gateway's", ErrInvalid)
 	}
-	payload, err := jws.Verify(keys[0].Key)
+	payload, err := jws.Verify(key)
 	if err != nil {
 		return Caller{}, fmt.Errorf("%w: invalid signature", ErrInvalid)
 	}

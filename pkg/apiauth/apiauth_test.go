@@ -1,8 +1,10 @@
 package apiauth_test
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,9 +33,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Use: "sig", Algorithm: "RS256"}}})
 	f := &fixture{key: key, now: time.Unix(1_800_000_000, 0)}
-	f.verifier = &apiauth.Verifier{Keys: func() []byte { return jwks }, Now: func() time.Time { return f.now }}
+	keys := map[string]crypto.PublicKey{"k1": key.Public()}
+	f.verifier = &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { k, ok := keys[kid]; return k, ok }, Now: func() time.Time { return f.now }}
 	return f
 }
 
@@ -84,13 +86,19 @@ func TestRefusals(t *testing.T) {
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	with := func(k string, v any) map[string]any { c := f.claims(); c[k] = v; return c }
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	// The classic confusion: the verifier's RSA public key, as published,
+	// used as an HMAC secret.
+	publicDER, err := x509.MarshalPKIXPublicKey(f.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
 	payload, _ := json.Marshal(f.claims())
 	for _, tc := range []struct {
 		name, token, want string
 	}{
 		{"no token", "", "access token is empty"},
 		{"alg none", b64(`{"alg":"none","kid":"k1"}`) + "." + base64.RawURLEncoding.EncodeToString(payload) + ".", "not a signed JWT"},
-		{"HMAC with the public key as secret", f.sign(t, []byte("a-shared-secret-of-32-bytes-long!"), jose.HS256, "k1", f.claims()), "not a signed JWT"},
+		{"HMAC with the public key as secret", f.sign(t, publicDER, jose.HS256, "k1", f.claims()), "not a signed JWT"},
 		{"another key under our kid", f.sign(t, other, jose.RS256, "k1", f.claims()), "invalid signature"},
 		{"unknown kid", f.sign(t, other, jose.RS256, "k9", f.claims()), "not the gateway's"},
 		{"expired", f.sign(t, f.key, jose.RS256, "k1", with("exp", f.now.Unix()-1)), "expired"},

@@ -2,6 +2,7 @@ package arm
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -39,8 +40,8 @@ func TestConcurrentCredentialWritesConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k", Use: "sig"}}})
-	s := New(st, &apiauth.Verifier{Keys: func() []byte { return jwks }, Now: time.Now}, func(string) error { return nil }, nil)
+	verifier := &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { return key.Public(), kid == "k" }, Now: time.Now}
+	s := New(st, verifier, func(string) error { return nil }, nil)
 	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k"}}, nil)
 	claims, _ := json.Marshal(map[string]any{"iss": "https://sts.windows.net/" + tenant + "/", "aud": "https://management.core.windows.net/",
 		"tid": tenant, "oid": "o", "appid": "a", "exp": time.Now().Add(time.Hour).Unix()})

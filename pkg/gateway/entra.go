@@ -61,7 +61,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
 	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
-	auth := &apiauth.Verifier{Keys: sg.PublicKeysJSON, Now: time.Now}
+	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now}
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, logger.With("component", "graph")))
 	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, logger.With("component", "arm")))

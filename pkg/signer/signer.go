@@ -5,6 +5,7 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t is defined as a SHA-1 thumbprint.
@@ -285,4 +286,17 @@ func (sg *Signer) Ready() bool {
 	sg.mu.RLock()
 	defer sg.mu.RUnlock()
 	return len(sg.keys) > 0
+}
+
+// PublicKey returns the public key with kid among the published keys, for
+// checking tokens this gateway issued.
+func (sg *Signer) PublicKey(kid string) (crypto.PublicKey, bool) {
+	sg.mu.RLock()
+	defer sg.mu.RUnlock()
+	for _, k := range sg.keys {
+		if k.ID == kid {
+			return k.private.Public(), true
+		}
+	}
+	return nil, false
 }

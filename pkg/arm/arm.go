@@ -54,16 +54,24 @@ type Server struct {
 
 // New returns the ARM endpoint over s.
 func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Server{store: s, auth: auth, parse: parse, logger: logger, writing: map[string]bool{}}
 }
 
-// apiError is ARM's CloudError.
+// apiError is ARM's CloudError, and for a failure of the store its cause,
+// which is logged, not sent.
 type apiError struct {
 	status        int
 	code, message string
+	cause         error
 }
 
-func fail(w http.ResponseWriter, e *apiError) {
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.cause != nil {
+		s.logger.Error("ARM call failed", "method", r.Method, "path", r.URL.Path, "error", e.cause)
+	}
 	writeJSON(w, e.status, map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
 }
 
@@ -75,11 +83,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func badRequest(code, format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, code, fmt.Sprintf(format, args...)}
+	return newError(http.StatusBadRequest, code, fmt.Sprintf(format, args...))
 }
 
 func backend(err error) *apiError {
-	return &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later."}
+	e := newError(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+	e.cause = err
+	return e
 }
 
 type identityJSON struct {
@@ -116,24 +126,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`)
 		if errors.Is(err, apiauth.ErrMissing) {
-			fail(w, &apiError{http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."})
+			s.fail(w, r, newError(http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."))
 		} else {
-			fail(w, &apiError{http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid."})
+			s.fail(w, r, newError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid."))
 		}
 		return
 	}
 	v := r.URL.Query().Get("api-version")
 	switch {
 	case v == "":
-		fail(w, badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
+		s.fail(w, r, badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
 		return
 	case !slices.Contains(APIVersions, v):
-		fail(w, badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(APIVersions, ",")))
+		s.fail(w, r, badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(APIVersions, ",")))
 		return
 	}
 	m := path.FindStringSubmatch(r.URL.Path)
 	if m == nil {
-		fail(w, &apiError{http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '" + v + "'."})
+		s.fail(w, r, newError(http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '"+v+"'."))
 		return
 	}
 	sub, rg, name, fics, fic := m[1], m[2], m[3], m[4] != "", m[5]
@@ -141,7 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case name == "" && r.Method == http.MethodGet:
 		s.listIdentities(w, r, caller, sub, rg)
 	case name == "":
-		fail(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."})
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
 	case !fics:
 		s.identity(w, r, caller, sub, rg, name)
 	default:
@@ -162,7 +172,7 @@ func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name st
 		err = store.ErrNotFound
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return mi, &apiError{http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s' under resource group '%s' was not found.", identityType, name, rg)}
+		return mi, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s' under resource group '%s' was not found.", identityType, name, rg))
 	}
 	if err != nil {
 		return mi, backend(err)
@@ -173,7 +183,7 @@ func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name st
 func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg string) {
 	mis, err := s.store.ListManagedIdentities(r.Context(), caller.TenantID)
 	if err != nil {
-		fail(w, backend(err))
+		s.fail(w, r, backend(err))
 		return
 	}
 	out := []identityJSON{}
@@ -190,7 +200,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 	case http.MethodGet:
 		mi, aerr := s.lookup(r, caller, sub, rg, name)
 		if aerr != nil {
-			fail(w, aerr)
+			s.fail(w, r, aerr)
 			return
 		}
 		writeJSON(w, http.StatusOK, toIdentityJSON(mi))
@@ -200,24 +210,24 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 			Tags     map[string]string `json:"tags"`
 		}
 		if aerr := decode(r, &in); aerr != nil {
-			fail(w, aerr)
+			s.fail(w, r, aerr)
 			return
 		}
 		if in.Location == "" {
-			fail(w, badRequest("LocationRequired", "The location property is required for this definition."))
+			s.fail(w, r, badRequest("LocationRequired", "The location property is required for this definition."))
 			return
 		}
 		if mi, aerr := s.lookup(r, caller, sub, rg, name); aerr == nil {
 			writeJSON(w, http.StatusOK, toIdentityJSON(mi)) // ARM's PUT is idempotent
 			return
 		} else if aerr.status != http.StatusNotFound {
-			fail(w, aerr)
+			s.fail(w, r, aerr)
 			return
 		}
 		mi := store.ManagedIdentity{ID: directory.ManagedIdentityID(sub, rg, name), TenantID: caller.TenantID, SubscriptionID: sub,
 			ResourceGroup: rg, Name: name, Location: in.Location, ClientID: uuid.NewString(), PrincipalID: uuid.NewString()}
 		if err := s.store.CreateManagedIdentity(r.Context(), mi); err != nil {
-			fail(w, backend(err))
+			s.fail(w, r, backend(err))
 			return
 		}
 		writeJSON(w, http.StatusCreated, toIdentityJSON(mi))
@@ -228,12 +238,12 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 			return
 		}
 		if err := s.store.DeleteManagedIdentity(r.Context(), mi.ID); err != nil {
-			fail(w, backend(err))
+			s.fail(w, r, backend(err))
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	default:
-		fail(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."})
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
 	}
 }
 
@@ -246,4 +256,8 @@ func decode(r *http.Request, v any) *apiError {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized: '%v'.", err)
 	}
 	return nil
+}
+
+func newError(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
 }

@@ -26,19 +26,19 @@ func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiaut
 	mi, aerr := s.lookup(r, caller, sub, rg, name)
 	if aerr != nil {
 		if aerr.status == http.StatusNotFound {
-			aerr = &apiError{http.StatusNotFound, "ParentResourceNotFound", fmt.Sprintf("Failed to perform '%s' on resource(s) of type '%s', because the parent resource '%s' could not be found. The parent user-assigned identity doesn't exist.", r.Method, ficType, directory.ManagedIdentityID(sub, rg, name))}
+			aerr = newError(http.StatusNotFound, "ParentResourceNotFound", fmt.Sprintf("Failed to perform '%s' on resource(s) of type '%s', because the parent resource '%s' could not be found. The parent user-assigned identity doesn't exist.", r.Method, ficType, directory.ManagedIdentityID(sub, rg, name)))
 		}
-		fail(w, aerr)
+		s.fail(w, r, aerr)
 		return
 	}
 	if fic == "" {
 		if r.Method != http.MethodGet {
-			fail(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."})
+			s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
 			return
 		}
 		creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
 		if err != nil {
-			fail(w, backend(err))
+			s.fail(w, r, backend(err))
 			return
 		}
 		out := []ficJSON{}
@@ -51,20 +51,20 @@ func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiaut
 	existing, err := s.store.GetFederatedCredential(r.Context(), mi.PrincipalID, fic)
 	missing := errors.Is(err, store.ErrNotFound)
 	if err != nil && !missing {
-		fail(w, backend(err))
+		s.fail(w, r, backend(err))
 		return
 	}
 	switch r.Method {
 	case http.MethodGet:
 		if missing {
-			fail(w, &apiError{http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s/%s' under resource group '%s' was not found.", ficType, name, fic, rg)})
+			s.fail(w, r, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s/%s' under resource group '%s' was not found.", ficType, name, fic, rg)))
 			return
 		}
 		writeJSON(w, http.StatusOK, toFICJSON(mi, existing))
 	case http.MethodPut:
 		if !s.begin(mi.ID) {
-			fail(w, &apiError{http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-				"Too many Federated Identity Credentials are written concurrently for the managed identity " + mi.ID + "."})
+			s.fail(w, r, newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+				"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+"."))
 			return
 		}
 		defer s.end(mi.ID)
@@ -75,12 +75,12 @@ func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiaut
 			return
 		}
 		if err := s.store.DeleteFederatedCredential(r.Context(), mi.PrincipalID, existing.ID); err != nil {
-			fail(w, backend(err))
+			s.fail(w, r, backend(err))
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	default:
-		fail(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."})
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
 	}
 }
 
@@ -107,21 +107,21 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 		Properties *ficProperties `json:"properties"`
 	}
 	if aerr := decode(r, &in); aerr != nil {
-		fail(w, aerr)
+		s.fail(w, r, aerr)
 		return
 	}
 	switch {
 	case in.Properties == nil:
-		fail(w, badRequest("BadRequest", "Federated Identity Credential from HTTP body has empty properties."))
+		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential from HTTP body has empty properties."))
 		return
 	case !ficName.MatchString(name):
-		fail(w, badRequest("BadRequest", "Federated Identity Credential name '%s' is invalid. The name of a federated identity credentials must be within 3 and 120 characters, only contains letters (A-Z, a-z), numbers, hyphens and dashes and must start with a number or letter.", name))
+		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential name '%s' is invalid. The name of a federated identity credentials must be within 3 and 120 characters, only contains letters (A-Z, a-z), numbers, hyphens and dashes and must start with a number or letter.", name))
 		return
 	case len(in.Properties.Audiences) != 1:
-		fail(w, badRequest("InvalidFederatedIdentityCredentialsAudienceLength", "Federated identity credentials must have exactly 1 audience."))
+		s.fail(w, r, badRequest("InvalidFederatedIdentityCredentialsAudienceLength", "Federated identity credentials must have exactly 1 audience."))
 		return
 	case in.Properties.Issuer == "" || in.Properties.Subject == "" || in.Properties.Audiences[0] == "":
-		fail(w, badRequest("BadRequest", "The request format was unexpected. Federated Identity Credential must specify 'issuer', 'subject' and 'audience'."))
+		s.fail(w, r, badRequest("BadRequest", "The request format was unexpected. Federated Identity Credential must specify 'issuer', 'subject' and 'audience'."))
 		return
 	}
 	c := existing
@@ -132,20 +132,20 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	if err := directory.ValidateFederatedCredential(c, s.parse); err != nil {
 		var fe *directory.FieldError
 		if errors.As(err, &fe) {
-			fail(w, badRequest("BadRequest", "%s", fe.Message))
+			s.fail(w, r, badRequest("BadRequest", "%s", fe.Message))
 			return
 		}
-		fail(w, backend(err))
+		s.fail(w, r, backend(err))
 		return
 	}
 	creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
 	if err != nil {
-		fail(w, backend(err))
+		s.fail(w, r, backend(err))
 		return
 	}
 	for _, o := range creds {
 		if o.ID != c.ID && o.Issuer == c.Issuer && o.Subject == c.Subject {
-			fail(w, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
+			s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
 			return
 		}
 	}
@@ -157,13 +157,13 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	}
 	switch {
 	case errors.Is(err, store.ErrLimitExceeded):
-		fail(w, badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials))
+		s.fail(w, r, badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials))
 		return
 	case errors.Is(err, store.ErrAlreadyExists):
-		fail(w, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
+		s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
 		return
 	case err != nil:
-		fail(w, backend(err))
+		s.fail(w, r, backend(err))
 		return
 	}
 	writeJSON(w, status, toFICJSON(mi, c))

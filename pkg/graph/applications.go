@@ -126,7 +126,7 @@ func (s *Server) applications(q *request, segs []string) *apiError {
 }
 
 func methodNotAllowed() *apiError {
-	return &apiError{http.StatusMethodNotAllowed, "Request_BadRequest", "The HTTP method is not allowed on this resource."}
+	return newError(http.StatusMethodNotAllowed, "Request_BadRequest", "The HTTP method is not allowed on this resource.")
 }
 
 func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Application, *apiError) {
@@ -271,11 +271,7 @@ func (s *Server) listApplications(q *request) *apiError {
 		nq.Set("$skiptoken", strconv.Itoa(skip+top))
 		nq.Set("$top", strconv.Itoa(top))
 		next.RawQuery = nq.Encode()
-		scheme := "https"
-		if q.r.TLS == nil {
-			scheme = "http"
-		}
-		body["@odata.nextLink"] = scheme + "://" + q.r.Host + next.RequestURI()
+		body["@odata.nextLink"] = origin(q.r) + next.RequestURI()
 	}
 	writeJSON(q.w, http.StatusOK, body)
 	return nil

@@ -39,28 +39,33 @@ type Server struct {
 // New returns the Graph endpoint over s; tokens are checked by auth and
 // flexible credentials' expressions by parse.
 func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Server{store: s, auth: auth, parse: parse, now: time.Now, logger: logger}
 }
 
-// apiError is Graph's error: its status, code and message.
+// apiError is Graph's error: its status, code and message, and for a
+// failure of the store its cause, which is logged, not sent.
 type apiError struct {
 	status  int
 	code    string
 	message string
+	cause   error
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
 func denied() *apiError {
-	return &apiError{http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."}
+	return newError(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 }
 
 func badRequest(code, format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, code, fmt.Sprintf(format, args...)}
+	return newError(http.StatusBadRequest, code, fmt.Sprintf(format, args...))
 }
 
 func notFound(format string, args ...any) *apiError {
-	return &apiError{http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf(format, args...)}
+	return newError(http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf(format, args...))
 }
 
 // request is one call: who made it, in which tenant, with which ids.
@@ -90,7 +95,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = "Access token validation failure. Invalid audience."
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="`+directory.GraphAppID+`"`)
-		s.fail(q, &apiError{http.StatusUnauthorized, "InvalidAuthenticationToken", msg})
+		s.fail(q, newError(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
 		return
 	}
 	q.caller = caller
@@ -110,7 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case segs[0] == "servicePrincipals" || strings.HasPrefix(segs[0], "servicePrincipals("):
 		aerr = s.servicePrincipals(q, segs)
 	default:
-		aerr = &apiError{http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", segs[0])}
+		aerr = newError(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", segs[0]))
 	}
 	if aerr != nil {
 		s.fail(q, aerr)
@@ -119,6 +124,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // fail writes Graph's error body.
 func (s *Server) fail(q *request, e *apiError) {
+	if e.cause != nil {
+		s.logger.Error("graph call failed", "method", q.r.Method, "path", q.r.URL.Path, "request_id", q.id, "error", e.cause)
+	}
 	if e.status == http.StatusServiceUnavailable {
 		q.w.Header().Set("Retry-After", "5")
 	}
@@ -137,7 +145,9 @@ func backend(err error) *apiError {
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("Resource does not exist or one of its queried reference-property objects are not present.")
 	}
-	return &apiError{http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."}
+	e := newError(http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.")
+	e.cause = err
+	return e
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -155,7 +165,7 @@ func decode(r *http.Request, v any) *apiError {
 		return badRequest("BadRequest", "The request body could not be read.")
 	}
 	if len(body) > maxBody {
-		return &apiError{http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", fmt.Sprintf("The request body is larger than %d bytes.", maxBody)}
+		return newError(http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -170,14 +180,16 @@ func decode(r *http.Request, v any) *apiError {
 	return nil
 }
 
-// base is the scheme and host the client called, for @odata.context.
-func base(r *http.Request) string {
-	scheme := "https"
+// origin is the scheme and host the client called.
+func origin(r *http.Request) string {
 	if r.TLS == nil {
-		scheme = "http"
+		return "http://" + r.Host
 	}
-	return scheme + "://" + r.Host + "/v1.0/$metadata#"
+	return "https://" + r.Host
 }
+
+// base prefixes @odata.context values.
+func base(r *http.Request) string { return origin(r) + "/v1.0/$metadata#" }
 
 // keyRef parses `name(key='value')` segments such as applications(appId='x').
 func keyRef(seg, name, key string) (string, bool) {
@@ -189,3 +201,7 @@ func keyRef(seg, name, key string) (string, bool) {
 }
 
 func (q *request) ctx() context.Context { return q.r.Context() }
+
+func newError(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}

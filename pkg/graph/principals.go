@@ -75,7 +75,7 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 			sp := store.ServicePrincipal{ObjectID: uuid.NewString(), TenantID: tenant, AppID: app.AppID, DisplayName: app.DisplayName}
 			if err := s.store.CreateServicePrincipal(q.ctx(), sp); err != nil {
 				if errors.Is(err, store.ErrAlreadyExists) {
-					return &apiError{http.StatusConflict, "Request_MultipleObjectsWithSameKeyValue", "The service principal cannot be created, updated, or restored because the service principal name " + app.AppID + " is already in use."}
+					return newError(http.StatusConflict, "Request_MultipleObjectsWithSameKeyValue", "The service principal cannot be created, updated, or restored because the service principal name "+app.AppID+" is already in use.")
 				}
 				return backend(err)
 			}

@@ -189,12 +189,19 @@ metrics: {listen_addr: 127.0.0.1:0}
 	}
 	eventually(t, "B to honour the restored credential", 15*time.Second, func() bool { s, _ := exchange(b); return s == 200 })
 
+	// A management call without a token: counted under its own route.
+	if resp, err := client.Get("https://" + b.addrs["entra"] + "/v1.0/applications"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("Graph call without a token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	_, scraped := get(t, "http://"+b.addrs["metrics"]+"/metrics")
 	for _, want := range []string{
 		`gateway_tokens_issued_total{grant="client_credentials"}`,
 		`gateway_tokens_refused_total{aadsts="70025",grant="client_credentials"}`,
 		`gateway_issuer_metadata_fetches_total{result="ok"}`,
 		`gateway_http_requests_total{code="401",listener="entra",route="token"}`,
+		`gateway_http_requests_total{code="401",listener="entra",route="graph"} 1`,
 	} {
 		if !strings.Contains(scraped, want) {
 			t.Errorf("B's /metrics lacks %s", want)

@@ -130,14 +130,10 @@ func (noMetrics) TokenIssued(string)       {}
 func (noMetrics) TokenRefused(string, int) {}
 
 // Route names what r asks for, for metrics: "token", "discovery", "keys",
-// "instance_discovery", "graph", "arm" or "other".
+// "instance_discovery" or "other".
 func Route(r *http.Request) string {
 	p := r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/v1.0/"):
-		return "graph"
-	case strings.HasPrefix(p, "/subscriptions/"):
-		return "arm"
 	case strings.HasSuffix(p, "/oauth2/v2.0/token"), strings.HasSuffix(p, "/oauth2/token"):
 		return "token"
 	case strings.HasSuffix(p, "/.well-known/openid-configuration"):

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/apiauth"
@@ -67,6 +68,19 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, logger.With("component", "arm")))
 	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
 	return &Entra{Handler: mux, Signer: sg}
+}
+
+// Route names what a request to the Entra listener asks for, for metrics:
+// the management APIs mounted beside the Entra endpoint, or one of its
+// routes.
+func (e *Entra) Route(r *http.Request) string {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/v1.0/"):
+		return "graph"
+	case strings.HasPrefix(r.URL.Path, "/subscriptions/"):
+		return "arm"
+	}
+	return entra.Route(r)
 }
 
 // Run keeps the signing keys current until ctx ends.

@@ -18,7 +18,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/health"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
@@ -106,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 			return nil, err
 		}
 		s.entra.Name, s.entra.TLS = "entra", tlsConfig
-		s.entra.Handler = s.metrics.Instrument("entra", entra.Route, s.ent.Handler)
+		s.entra.Handler = s.metrics.Instrument("entra", s.ent.Route, s.ent.Handler)
 		checks = append(checks, health.Check{Name: "entra signing keys", Ready: func() (bool, any) {
 			if s.ent.Signer.Ready() {
 				return true, nil

@@ -70,19 +70,21 @@ type DevInfo struct {
 type Dev struct {
 	Info DevInfo
 
-	opts      DevOptions
-	store     store.Store
-	ent       *Entra
-	seeder    *seed.Applier
-	workload  *devworkload.Server
-	keys      keysource.Source
-	issuer    *oidcprovider.Issuer
-	cert      tls.Certificate
-	entra     Listener
-	oidc      Listener
-	workloadL net.Listener
-	wlClient  *workloadapi.Client
-	tokenFile *tokenfile.Writer
+	opts   DevOptions
+	store  store.Store
+	ent    *Entra
+	seeder *seed.Applier
+	// seedApplied is the seed file's content as applied at start.
+	seedApplied []byte
+	workload    *devworkload.Server
+	keys        keysource.Source
+	issuer      *oidcprovider.Issuer
+	cert        tls.Certificate
+	entra       Listener
+	oidc        Listener
+	workloadL   net.Listener
+	wlClient    *workloadapi.Client
+	tokenFile   *tokenfile.Writer
 }
 
 // NewDev prepares a development gateway: it creates or reuses the state in
@@ -205,7 +207,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	d.entra.Name, d.entra.Handler = "entra", d.ent.Handler
 	if opts.SeedFile != "" {
 		d.seeder = &seed.Applier{Store: d.store, ParseExpression: expression.Check, Logger: opts.Logger.With("component", "seed")}
-		if err := d.seeder.ApplyFile(ctx, opts.SeedFile); err != nil {
+		if d.seedApplied, err = d.seeder.ApplyFile(ctx, opts.SeedFile); err != nil {
 			return nil, fmt.Errorf("seed file %s: %w", opts.SeedFile, err)
 		}
 	}
@@ -265,7 +267,7 @@ func (d *Dev) Run(ctx context.Context) error {
 	go d.issuer.Run(ctx)
 	go d.tokenFile.Run(ctx)
 	if d.seeder != nil {
-		go d.seeder.Watch(ctx, d.opts.SeedFile, seedInterval)
+		go d.seeder.Watch(ctx, d.opts.SeedFile, d.seedApplied, seedInterval)
 	}
 	d.entra.TLS, d.oidc.TLS = tlsConfig(d.cert), tlsConfig(d.cert)
 	return serve(ctx, d.opts.Logger, d.entra, d.oidc)

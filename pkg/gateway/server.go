@@ -43,6 +43,8 @@ type Server struct {
 	store    store.Store
 	ent      *Entra
 	seeder   *seed.Applier
+	seedFile seed.File // parsed once at start
+	seedData []byte    // its content, the watch's baseline
 	seeded   atomic.Bool
 	metrics  *metrics.Metrics
 	oidc     Listener
@@ -86,12 +88,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		return nil, err
 	}
 	s.oidc.Name, s.oidc.TLS = "oidc", tlsConfig
-	for _, iss := range s.issuers {
-		s.metrics.KeySetAge(iss.URL(), func() time.Time { return iss.Status().Source.Changed })
-	}
-
 	checks := []health.Check{}
 	for _, iss := range s.issuers {
+		s.metrics.KeySetAge(iss.URL(), func() time.Time { return iss.Status().Source.Changed })
 		checks = append(checks, health.Check{Name: "oidc " + iss.URL(), Ready: func() (bool, any) {
 			st := iss.Status()
 			return st.Ready, st
@@ -235,9 +234,14 @@ func (s *Server) newEntra(ctx context.Context) error {
 	if f := s.cfg.Entra.SeedFile; f != "" {
 		// A broken file stops the start; a store that is down does not:
 		// Run applies the file as soon as the store answers.
-		if _, err := seed.Load(f); err != nil {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("entra.seed_file: %w", err)
+		}
+		if s.seedFile, err = seed.Parse(data); err != nil {
 			return fmt.Errorf("entra.seed_file %s: %w", f, err)
 		}
+		s.seedData = data
 		s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed")}
 	}
 	return nil
@@ -248,7 +252,7 @@ func (s *Server) newEntra(ctx context.Context) error {
 func (s *Server) applySeed(ctx context.Context) {
 	path := s.cfg.Entra.SeedFile
 	for {
-		err := s.seeder.ApplyFile(ctx, path)
+		err := s.seeder.Apply(ctx, s.seedFile)
 		if err == nil {
 			s.seeded.Store(true)
 			s.logger.Info("seed file applied", "path", path)
@@ -261,7 +265,7 @@ func (s *Server) applySeed(ctx context.Context) {
 		case <-time.After(seedInterval):
 		}
 	}
-	s.seeder.Watch(ctx, path, seedInterval)
+	s.seeder.Watch(ctx, path, s.seedData, seedInterval)
 }
 
 // Run serves until ctx ends, then releases everything.

@@ -8,7 +8,6 @@ package seed
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/uuid"
@@ -103,15 +102,6 @@ type User struct {
 	// PasswordFile names a file holding the password; only a password-KDF
 	// hash is stored.
 	PasswordFile string `json:"passwordFile"`
-}
-
-// Load reads and checks a seed file.
-func Load(path string) (File, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return File{}, fmt.Errorf("seed: %w", err)
-	}
-	return Parse(data)
 }
 
 // Parse decodes a seed document strictly: an unknown key is an error, so a

@@ -225,11 +225,12 @@ func TestWatchAppliesChanges(t *testing.T) {
 	a := &Applier{Store: s, ParseExpression: func(string) error { return nil }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := a.ApplyFile(ctx, path); err != nil {
+	applied, err := a.ApplyFile(ctx, path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { a.Watch(ctx, path, 20*time.Millisecond); close(done) }()
+	go func() { a.Watch(ctx, path, applied, 20*time.Millisecond); close(done) }()
 	os.WriteFile(path, []byte("tenants: [broken"), 0o600) // refused, state kept
 	time.Sleep(100 * time.Millisecond)
 	os.WriteFile(path, []byte(doc(strings.Replace(twoApps, "example.org/worker2", "example.org/worker3", 1))), 0o600)
@@ -318,5 +319,34 @@ tenants:
 	}
 	if _, err := s.GetApplicationByAppID(ctx, tid, directory.GraphAppID); err != nil {
 		t.Fatalf("Graph was pruned: %v", err)
+	}
+}
+
+// TestWatchSeesAChangeMadeBeforeItStarted: the watch starts from what was
+// applied, not from what the file holds when it starts.
+func TestWatchSeesAChangeMadeBeforeItStarted(t *testing.T) {
+	s := openStore(t)
+	path := filepath.Join(t.TempDir(), "seed.yaml")
+	os.WriteFile(path, []byte(doc(twoApps)), 0o600)
+	a := &Applier{Store: s, ParseExpression: func(string) error { return nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	applied, err := a.ApplyFile(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte(doc(strings.Replace(twoApps, "example.org/worker2", "example.org/worker4", 1))), 0o600)
+	go a.Watch(ctx, path, applied, 20*time.Millisecond)
+	owner := derive(tid, "app", "worker")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := s.GetFederatedCredential(context.Background(), owner, "spiffe-worker-2")
+		if err == nil && c.Subject == "spiffe://example.org/worker4" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change made before the watch started was not applied: %+v %v", c, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

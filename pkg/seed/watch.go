@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// ApplyFile applies the seed file at path.
-func (a *Applier) ApplyFile(ctx context.Context, path string) error {
+// ApplyFile applies the seed file at path and returns the content it
+// applied, for Watch.
+func (a *Applier) ApplyFile(ctx context.Context, path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return a.applyData(ctx, data)
+	return data, a.applyData(ctx, data)
 }
 
 func (a *Applier) applyData(ctx context.Context, data []byte) error {
@@ -24,16 +25,16 @@ func (a *Applier) applyData(ctx context.Context, data []byte) error {
 	return a.Apply(ctx, f)
 }
 
-// Watch applies the seed file at path again whenever its content changes,
-// checking every interval, until ctx ends. Call it after ApplyFile: it
-// takes the content it first reads as applied. A changed file that fails to
-// apply is logged, the previous state kept, and tried again on its next
-// change.
+// Watch applies the seed file at path again whenever its content differs
+// from applied (what ApplyFile or Apply last took), checking every
+// interval, until ctx ends: a change made between the first apply and the
+// start of the watch is not missed. A changed file that fails to apply is
+// logged, the previous state kept, and tried again on its next change.
 //
 // It polls rather than using inotify because Kubernetes updates ConfigMap
 // volumes by swapping a symlink, which file watches miss without care.
-func (a *Applier) Watch(ctx context.Context, path string, interval time.Duration) {
-	last, _ := os.ReadFile(path)
+func (a *Applier) Watch(ctx context.Context, path string, applied []byte, interval time.Duration) {
+	last := applied
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -48,14 +48,17 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c, fs := newAPICommand("fic "+args[0], stdout, stderr)
-	app := fs.String("app", "", "application object id or appId")
+	fs.String("app", "", "application object id or appId")
 	name := fs.String("name", "", "the credential's name or id")
 	params := fs.String("parameters", "", "JSON file: name, issuer, subject, audiences, description")
-	more, moreValue := map[string]string{"create": "parameters", "show": "name", "delete": "name"}[args[0]], name
-	if args[0] == "create" {
-		moreValue = params
+	var more []string
+	switch args[0] {
+	case "create":
+		more = []string{"parameters"}
+	case "show", "delete":
+		more = []string{"name"}
 	}
-	path, status := c.parseApp(args[1:], "app", app, more, moreValue)
+	_, path, status := c.parseApp(args[1:], "app", more...)
 	if status != 0 {
 		return status
 	}

@@ -49,7 +49,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 	if s := c.parse(rest); s != 0 {
 		return s
 	}
-	if s := c.require("subscription", *sub, "resource-group", *rg); s != 0 {
+	if s := c.require("subscription", "resource-group"); s != 0 {
 		return s
 	}
 	base := "/subscriptions/" + url.PathEscape(*sub) + "/resourceGroups/" + url.PathEscape(*rg) + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
@@ -67,7 +67,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 	var out map[string]any
 	switch cmdName {
 	case "create":
-		if s := c.require("name", *name); s != 0 {
+		if s := c.require("name"); s != 0 {
 			return s
 		}
 		if _, err := c.client.Do(c.ctx, http.MethodPut, base+"/"+url.PathEscape(*name)+q, mgmtclient.ARM, map[string]any{"location": *location}, &out); err != nil {
@@ -75,7 +75,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return c.print(out, idColumns, [][]string{idRow(out)})
 	case "show", "delete":
-		if s := c.require("name", *name); s != 0 {
+		if s := c.require("name"); s != 0 {
 			return s
 		}
 		method := map[string]string{"show": http.MethodGet, "delete": http.MethodDelete}[cmdName]
@@ -99,7 +99,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return c.print(page.Value, idColumns, rows)
 	case "fic create", "fic delete", "fic list":
-		if s := c.require("identity", *identity); s != 0 {
+		if s := c.require("identity"); s != 0 {
 			return s
 		}
 		ficBase := base + "/" + url.PathEscape(*identity) + "/federatedIdentityCredentials"
@@ -116,7 +116,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 			}
 			return c.print(page.Value, ficCols, rows)
 		}
-		if s := c.require("name", *name); s != 0 {
+		if s := c.require("name"); s != 0 {
 			return s
 		}
 		if cmdName == "fic delete" {

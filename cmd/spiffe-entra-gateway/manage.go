@@ -63,37 +63,33 @@ func (c *apiCommand) parse(args []string) int {
 	return 0
 }
 
-// require checks flags given as name, value pairs, in order, and reports
-// the first that is empty.
-func (c *apiCommand) require(pairs ...string) int {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i+1] == "" {
-			fmt.Fprintf(c.fs.Output(), "%s: --%s is required\n", c.fs.Name(), pairs[i])
+// require checks the named flags, in order, and reports the first that is
+// empty.
+func (c *apiCommand) require(names ...string) int {
+	for _, name := range names {
+		if c.fs.Lookup(name).Value.String() == "" {
+			fmt.Fprintf(c.fs.Output(), "%s: --%s is required\n", c.fs.Name(), name)
 			return 2
 		}
 	}
 	return 0
 }
 
-// parseApp parses args, checks that the application flag (and the flag
-// named more, if any) are set, and finds the application: it returns its
-// path, or the exit status when that failed.
-func (c *apiCommand) parseApp(args []string, flagName string, app *string, more string, moreValue *string) (string, int) {
+// parseApp parses args, checks that the application flag appFlag and the
+// flags in more are set, and finds the application: it returns the
+// application and its path, or the exit status when that failed.
+func (c *apiCommand) parseApp(args []string, appFlag string, more ...string) (map[string]any, string, int) {
 	if s := c.parse(args); s != 0 {
-		return "", s
+		return nil, "", s
 	}
-	required := []string{flagName, *app}
-	if more != "" {
-		required = append(required, more, *moreValue)
+	if s := c.require(append([]string{appFlag}, more...)...); s != 0 {
+		return nil, "", s
 	}
-	if s := c.require(required...); s != 0 {
-		return "", s
-	}
-	path, err := c.appPath(*app)
+	app, err := c.findApp(c.fs.Lookup(appFlag).Value.String())
 	if err != nil {
-		return "", c.fail(err)
+		return nil, "", c.fail(err)
 	}
-	return path, 0
+	return app, "/v1.0/applications/" + str(app, "id"), 0
 }
 
 // fail reports err and returns the exit status 1.
@@ -126,18 +122,15 @@ func str(m map[string]any, k string) string {
 	return ""
 }
 
-// appPath finds the application named by an object id or an appId.
-func (c *apiCommand) appPath(ref string) (string, error) {
+// findApp gets the application named by an object id or an appId.
+func (c *apiCommand) findApp(ref string) (map[string]any, error) {
 	var app map[string]any
 	_, err := c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications/"+url.PathEscape(ref), mgmtclient.Graph, nil, &app)
 	var apiErr *mgmtclient.APIError
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
 		_, err = c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications(appId='"+url.PathEscape(ref)+"')", mgmtclient.Graph, nil, &app)
 	}
-	if err != nil {
-		return "", err
-	}
-	return "/v1.0/applications/" + str(app, "id"), nil
+	return app, err
 }
 
 const appUsage = `Usage: spiffe-entra-gateway app <command> [flags]
@@ -163,9 +156,9 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		c, fs := newAPICommand("app credential add", stdout, stderr)
-		id := fs.String("id", "", "application object id or appId")
+		fs.String("id", "", "application object id or appId")
 		name := fs.String("display-name", "", "the secret's display name")
-		path, status := c.parseApp(args[2:], "id", id, "", nil)
+		_, path, status := c.parseApp(args[2:], "id")
 		if status != 0 {
 			return status
 		}
@@ -193,7 +186,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		if s := c.parse(args[1:]); s != 0 {
 			return s
 		}
-		if s := c.require("name", *name); s != 0 {
+		if s := c.require("name"); s != 0 {
 			return s
 		}
 		body := map[string]any{"displayName": *name}
@@ -232,22 +225,18 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return c.print(all, columns, appRows(all...))
 	case "show", "delete":
-		id := fs.String("id", "", "application object id or appId")
-		path, status := c.parseApp(args[1:], "id", id, "", nil)
+		fs.String("id", "", "application object id or appId")
+		app, path, status := c.parseApp(args[1:], "id")
 		if status != 0 {
 			return status
 		}
-		if args[0] == "delete" {
-			if _, err := c.client.Do(c.ctx, http.MethodDelete, path, mgmtclient.Graph, nil, nil); err != nil {
-				return c.fail(err)
-			}
-			return 0
+		if args[0] == "show" {
+			return c.print(app, columns, appRows(app))
 		}
-		var app map[string]any
-		if _, err := c.client.Do(c.ctx, http.MethodGet, path, mgmtclient.Graph, nil, &app); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodDelete, path, mgmtclient.Graph, nil, nil); err != nil {
 			return c.fail(err)
 		}
-		return c.print(app, columns, appRows(app))
+		return 0
 	}
 	fmt.Fprintf(stderr, "app: unknown command %q\n\n%s", args[0], appUsage)
 	return 2

@@ -124,27 +124,80 @@ func status(c *http.Client, url string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
+// lab is a SPIRE server and agent with the test process registered, the
+// development CA for the gateway's TLS, and clients of both.
+type lab struct {
+	dir, issuer, oidcPort string
+	spire                 *spire.Deployment
+	tls                   devcert.Paths
+	// client trusts the gateway's CA.
+	client *http.Client
+	// wl is a Workload API client of the agent.
+	wl *workloadapi.Client
+}
+
+// newLab starts SPIRE for issuer (default: https://localhost on a free
+// port) in a short temporary directory: unix socket paths are limited.
+func newLab(t *testing.T, issuer string) *lab {
+	t.Helper()
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "spire-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l := &lab{dir: dir, oidcPort: freePort(t), issuer: issuer}
+	if l.issuer == "" {
+		l.issuer = "https://localhost:" + l.oidcPort
+	}
+	l.spire = spire.NewDeployment(t, bin, dir, l.issuer)
+	l.spire.RegisterUID(workloadID)
+	if l.tls, _, err = devcert.Ensure(filepath.Join(dir, "tls"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(l.tls.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	l.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if l.wl, err = workloadapi.New(context.Background(), workloadapi.WithAddr("unix://"+l.spire.AgentSocket)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.wl.Close() })
+	return l
+}
+
+// fetch gets a JWT-SVID for aud, waiting for the registration to reach the
+// agent (its sync interval is about five seconds).
+func (l *lab) fetch(t *testing.T, aud string) *jwtsvid.SVID {
+	t.Helper()
+	var svid *jwtsvid.SVID
+	eventually(t, "a JWT-SVID from the agent", 30*time.Second, func() error {
+		var err error
+		svid, err = l.wl.FetchJWTSVID(context.Background(), jwtsvid.Params{Audience: aud})
+		return err
+	})
+	return svid
+}
+
+// waitReady waits for the gateway's /readyz.
+func waitReady(t *testing.T, gw *gateway) {
+	t.Helper()
+	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
+		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("%d %v %s", code, err, body)
+		}
+		return nil
+	})
+}
+
 // TestRealSPIRE runs SPIRE v1.15.3's server and agent with the gateway in
 // front of the agent's Workload API: a JWT-SVID from the agent verifies
 // with go-oidc through the gateway's discovery document, across a key
 // rotation and an agent outage.
 func TestRealSPIRE(t *testing.T) {
-	bin := spire.Bin(t)
-	dir, err := os.MkdirTemp("", "spire-e2e-") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	oidcPort := freePort(t)
-	issuer := "https://localhost:" + oidcPort
-	d := spire.NewDeployment(t, bin, dir, issuer)
-	d.RegisterUID(workloadID)
-
-	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := startGateway(t, dir, fmt.Sprintf(`
+	l := newLab(t, "")
+	issuer, d, client := l.issuer, l.spire, l.client
+	gw := startGateway(t, l.dir, fmt.Sprintf(`
 oidc:
   listen_addr: 127.0.0.1:%s
   trust_domain: example.org
@@ -159,36 +212,10 @@ health:
   listen_addr: 127.0.0.1:0
 metrics:
   listen_addr: ""
-`, oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key), 2)
-
-	pem, _ := os.ReadFile(paths.CA)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+`, l.oidcPort, issuer, d.AgentSocket, l.tls.Cert, l.tls.Key), 2)
 	ctx := oidc.ClientContext(context.Background(), client)
-	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
-		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
-			return fmt.Errorf("%d %v %s", code, err, body)
-		}
-		return nil
-	})
-
-	// The registration reaches the agent within its sync interval.
-	wl, err := workloadapi.New(context.Background(), workloadapi.WithAddr("unix://"+d.AgentSocket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wl.Close()
-	fetch := func(aud string) *jwtsvid.SVID {
-		t.Helper()
-		var svid *jwtsvid.SVID
-		eventually(t, "a JWT-SVID from the agent", 30*time.Second, func() error {
-			var err error
-			svid, err = wl.FetchJWTSVID(context.Background(), jwtsvid.Params{Audience: aud})
-			return err
-		})
-		return svid
-	}
+	waitReady(t, gw)
+	fetch := func(aud string) *jwtsvid.SVID { t.Helper(); return l.fetch(t, aud) }
 	svid := fetch(audience)
 	if svid.ID.String() != workloadID {
 		t.Fatalf("SVID for %s", svid.ID)
@@ -287,15 +314,8 @@ metrics:
 // TestServingTheGatewaysOwnSVID serves the discovery provider with the
 // gateway's X.509-SVID from the agent (tls.mode spiffe).
 func TestServingTheGatewaysOwnSVID(t *testing.T) {
-	bin := spire.Bin(t)
-	dir, err := os.MkdirTemp("", "spire-svid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := spire.NewDeployment(t, bin, dir, "https://oidc.example.org")
-	d.RegisterUID(workloadID)
-	gw := startGateway(t, dir, fmt.Sprintf(`
+	l := newLab(t, "https://oidc.example.org")
+	gw := startGateway(t, l.dir, fmt.Sprintf(`
 oidc:
   listen_addr: 127.0.0.1:0
   trust_domain: example.org
@@ -308,7 +328,7 @@ health:
   listen_addr: 127.0.0.1:0
 metrics:
   listen_addr: ""
-`, d.AgentSocket), 2)
+`, l.spire.AgentSocket), 2)
 	conn, err := tls.Dial("tcp", gw.addrs["oidc"], &tls.Config{InsecureSkipVerify: true}) // the test inspects the certificate itself
 	if err != nil {
 		t.Fatal(err)
@@ -325,20 +345,8 @@ metrics:
 // gateway's Entra endpoint for an access token, the endpoint validating it
 // through the gateway's own discovery provider, as Entra would.
 func TestRealSPIREFederatesToTheEntraEndpoint(t *testing.T) {
-	bin := spire.Bin(t)
-	dir, err := os.MkdirTemp("", "spire-entra-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	oidcPort := freePort(t)
-	issuer := "https://localhost:" + oidcPort
-	d := spire.NewDeployment(t, bin, dir, issuer)
-	d.RegisterUID(workloadID)
-	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLab(t, "")
+	dir, issuer, d, paths, client := l.dir, l.issuer, l.spire, l.tls, l.client
 	const tenant, worker = "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10", "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 	seed := filepath.Join(dir, "seed.yaml")
 	if err := os.WriteFile(seed, []byte(fmt.Sprintf(`tenants:
@@ -371,28 +379,10 @@ entra:
 data_dir: %s
 health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: ""}
-`, oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key, seed, paths.CA, filepath.Join(dir, "data")), 3)
-	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
-		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
-			return fmt.Errorf("%d %v %s", code, err, body)
-		}
-		return nil
-	})
-	pem, _ := os.ReadFile(paths.CA)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	wl, err := workloadapi.New(context.Background(), workloadapi.WithAddr("unix://"+d.AgentSocket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wl.Close()
+`, l.oidcPort, issuer, d.AgentSocket, paths.Cert, paths.Key, seed, paths.CA, filepath.Join(dir, "data")), 3)
+	waitReady(t, gw)
 	exchange := func(aud string) (int, map[string]any) {
-		var svid *jwtsvid.SVID
-		eventually(t, "a JWT-SVID from the agent", 30*time.Second, func() error {
-			svid, err = wl.FetchJWTSVID(context.Background(), jwtsvid.Params{Audience: aud})
-			return err
-		})
+		svid := l.fetch(t, aud)
 		resp, err := client.PostForm("https://"+gw.addrs["entra"]+"/"+tenant+"/oauth2/v2.0/token", url.Values{
 			"grant_type": {"client_credentials"}, "client_id": {worker}, "scope": {"api://payments/.default"},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {svid.Marshal()},

@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 
@@ -248,7 +252,8 @@ metrics:
 }
 
 // TestServeConfigPlainHTTPFromABundleFile serves a SPIFFE bundle file over
-// plain HTTP, as behind a proxy that terminates TLS, with the Entra side off.
+// plain HTTP, as behind a proxy that terminates TLS, with the Entra side
+// off, and a second trust domain under its own issuer.
 func TestServeConfigPlainHTTPFromABundleFile(t *testing.T) {
 	dir := t.TempDir()
 	api := workloadapitest.Start(t, filepath.Join(dir, "agent"))
@@ -260,28 +265,50 @@ func TestServeConfigPlainHTTPFromABundleFile(t *testing.T) {
 	jwks, _ := b.Marshal()
 	bundleFile := filepath.Join(dir, "bundle.json")
 	os.WriteFile(bundleFile, jwks, 0o600)
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherJWKS, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: otherKey.Public(), KeyID: "partner-key"}}})
+	otherFile := filepath.Join(dir, "partner.json")
+	os.WriteFile(otherFile, otherJWKS, 0o600)
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 oidc:
   listen_addr: 127.0.0.1:0
   trust_domain: example.org
   issuer: https://oidc.example.org
   bundle_file: %s
+  additional_domains:
+    - trust_domain: partner.example
+      issuer: https://oidc.example.org/partner
+      bundle_file: %s
   bundle_poll_interval: 50ms
   trusted_proxies: [127.0.0.0/8]
 tls: {mode: none}
 health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: 127.0.0.1:0}
-`, bundleFile))
+`, bundleFile, otherFile))
 	run := startConfig(t, cfg, []string{"SPIFFE_ENDPOINT_SOCKET="}, "oidc", "health", "metrics")
-	req, _ := http.NewRequest(http.MethodGet, "http://"+run.addrs["oidc"]+"/keys", nil)
-	req.Header.Set("X-Forwarded-Host", "oidc.example.org")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	keys := func(path string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+run.addrs["oidc"]+path, nil)
+		req.Header.Set("X-Forwarded-Host", "oidc.example.org")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s through a trusted proxy: %d", path, resp.StatusCode)
+		}
+		return string(body)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("plain HTTP through a trusted proxy: %d", resp.StatusCode)
+	main, partner := keys("/keys"), keys("/partner/keys")
+	if strings.Contains(main, "partner-key") || !strings.Contains(partner, `"kid": "partner-key"`) || strings.Count(partner, `"kid"`) != 1 {
+		t.Fatalf("each issuer should publish its own trust domain's keys:\n%s\n%s", main, partner)
+	}
+	if disco := keys("/partner/.well-known/openid-configuration"); !strings.Contains(disco, `"issuer": "https://oidc.example.org/partner"`) {
+		t.Fatalf("the partner issuer's discovery document: %s", disco)
 	}
 	if !strings.Contains(run.logs(), "serving plain HTTP (tls.mode none)") {
 		t.Error("plain HTTP was not warned about")

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,8 @@ func applyEnv(c *Config, env []string) error {
 		}
 	})
 	if len(errs) > 0 {
-		return fmt.Errorf("environment overrides:\n  %s", strings.Join(sorted(errs), "\n  "))
+		slices.Sort(errs)
+		return fmt.Errorf("environment overrides:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
 }
@@ -57,7 +59,8 @@ func UnknownEnv(env []string) []string {
 			out = append(out, name)
 		}
 	}
-	return sorted(out)
+	slices.Sort(out)
+	return out
 }
 
 // EnvName is the environment variable that overrides key, such as

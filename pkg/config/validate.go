@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -129,5 +128,3 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-func sorted(s []string) []string { slices.Sort(s); return s }

@@ -72,6 +72,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		}
 		tlsConfig = s.files.Config()
 	case "spiffe":
+		// Without a registration entry the agent never answers: say what
+		// the start is waiting for.
+		logger.Info("waiting for the gateway's X.509-SVID from the Workload API", "addr", cfg.WorkloadAPI.SocketPath)
 		s.svid, err = servingtls.NewSVID(ctx, cfg.WorkloadAPI.SocketPath)
 		if err != nil {
 			return nil, err

@@ -46,13 +46,10 @@ func WithInterval(d time.Duration) FileOption { return func(f *File) { f.interva
 // WithFileLogger sets the logger.
 func WithFileLogger(l *slog.Logger) FileOption { return func(f *File) { f.logger = l } }
 
-// WithFileClock sets the time source.
-func WithFileClock(now func() time.Time) FileOption { return func(f *File) { f.publisher.now = now } }
-
 // NewFile reads path once, failing when it holds no usable key set, then
 // follows it until Close.
 func NewFile(ctx context.Context, td spiffeid.TrustDomain, path string, opts ...FileOption) (*File, error) {
-	f := &File{publisher: newPublisher(time.Now), path: path, td: td, interval: 5 * time.Second,
+	f := &File{publisher: newPublisher(), path: path, td: td, interval: 5 * time.Second,
 		logger: slog.New(slog.DiscardHandler), done: make(chan struct{})}
 	for _, opt := range opts {
 		opt(f)

@@ -58,11 +58,10 @@ type publisher struct {
 	unavailable time.Time
 	err         string
 	updated     chan struct{}
-	now         func() time.Time
 }
 
-func newPublisher(now func() time.Time) *publisher {
-	return &publisher{updated: make(chan struct{}), now: now}
+func newPublisher() *publisher {
+	return &publisher{updated: make(chan struct{})}
 }
 
 func (p *publisher) KeySet() (KeySet, bool) {
@@ -92,7 +91,7 @@ func (p *publisher) publish(keys []jose.JSONWebKey) error {
 	if err != nil {
 		return err
 	}
-	now := p.now()
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.unavailable, p.err = time.Time{}, ""
@@ -114,7 +113,7 @@ func (p *publisher) fail(err error) bool {
 	if !p.unavailable.IsZero() {
 		return false
 	}
-	p.unavailable = p.now()
+	p.unavailable = time.Now()
 	return true
 }
 

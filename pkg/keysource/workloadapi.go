@@ -3,7 +3,6 @@ package keysource
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -29,7 +28,6 @@ type Option func(*wopts)
 type wopts struct {
 	addr   string
 	logger *slog.Logger
-	now    func() time.Time
 }
 
 // WithAddr sets the Workload API address (default $SPIFFE_ENDPOINT_SOCKET).
@@ -38,13 +36,10 @@ func WithAddr(addr string) Option { return func(o *wopts) { o.addr = addr } }
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *wopts) { o.logger = l } }
 
-// WithClock sets the time source.
-func WithClock(now func() time.Time) Option { return func(o *wopts) { o.now = now } }
-
 // NewWorkloadAPI starts watching td's JWT bundle. It returns at once; the
 // first set arrives through Updated.
 func NewWorkloadAPI(ctx context.Context, td spiffeid.TrustDomain, opts ...Option) (*WorkloadAPI, error) {
-	o := wopts{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	o := wopts{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -61,7 +56,7 @@ func NewWorkloadAPI(ctx context.Context, td spiffeid.TrustDomain, opts ...Option
 		cancel()
 		return nil, err
 	}
-	s := &WorkloadAPI{publisher: newPublisher(o.now), td: td, logger: o.logger, cancel: cancel, done: make(chan struct{})}
+	s := &WorkloadAPI{publisher: newPublisher(), td: td, logger: o.logger, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		defer client.Close()

@@ -234,20 +234,27 @@ func TestWatchAppliesChanges(t *testing.T) {
 	os.WriteFile(path, []byte("tenants: [broken"), 0o600) // refused, state kept
 	time.Sleep(100 * time.Millisecond)
 	os.WriteFile(path, []byte(doc(strings.Replace(twoApps, "example.org/worker2", "example.org/worker3", 1))), 0o600)
+	waitForWorker2Subject(t, s, "spiffe://example.org/worker3")
+	cancel()
+	<-done
+}
+
+// waitForWorker2Subject waits until the worker's second credential has
+// subject, as a watch applies a changed file.
+func waitForWorker2Subject(t *testing.T, s store.Store, subject string) {
+	t.Helper()
 	owner := derive(tid, "app", "worker")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := s.GetFederatedCredential(context.Background(), owner, "spiffe-worker-2")
-		if err == nil && c.Subject == "spiffe://example.org/worker3" {
-			break
+		if err == nil && c.Subject == subject {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the change was not applied: %+v %v", c, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-done
 }
 
 func TestWarnsAboutFlexibleCredentialsEntraRefuses(t *testing.T) {
@@ -337,16 +344,5 @@ func TestWatchSeesAChangeMadeBeforeItStarted(t *testing.T) {
 	}
 	os.WriteFile(path, []byte(doc(strings.Replace(twoApps, "example.org/worker2", "example.org/worker4", 1))), 0o600)
 	go a.Watch(ctx, path, applied, 20*time.Millisecond)
-	owner := derive(tid, "app", "worker")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := s.GetFederatedCredential(context.Background(), owner, "spiffe-worker-2")
-		if err == nil && c.Subject == "spiffe://example.org/worker4" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the change made before the watch started was not applied: %+v %v", c, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForWorker2Subject(t, s, "spiffe://example.org/worker4")
 }

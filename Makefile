@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/spiffe-entra-gateway
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS   := -s -w -X github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/version.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/version.Version=$(VERSION)
 DATA_DIR  ?= ./data
 
 .PHONY: build run test e2e bench fuzz lint postgres clean

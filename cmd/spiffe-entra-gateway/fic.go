@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmtclient"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiclient"
 )
 
 const ficUsage = `Usage: spiffe-entra-gateway fic <command> --app ID [flags]
@@ -74,7 +74,7 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 			return c.fail(fmt.Errorf("--parameters %s: %w", *params, err))
 		}
 		var out map[string]any
-		if _, err := c.client.Do(c.ctx, http.MethodPost, path, mgmtclient.Graph, body, &out); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodPost, path, apiclient.Graph, body, &out); err != nil {
 			return c.fail(err)
 		}
 		return c.print(out, ficColumns, ficRows(out))
@@ -82,7 +82,7 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 		var page struct {
 			Value []map[string]any `json:"value"`
 		}
-		if _, err := c.client.Do(c.ctx, http.MethodGet, path, mgmtclient.Graph, nil, &page); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodGet, path, apiclient.Graph, nil, &page); err != nil {
 			return c.fail(err)
 		}
 		return c.print(page.Value, ficColumns, ficRows(page.Value...))
@@ -92,7 +92,7 @@ func ficCommand(args []string, stdout, stderr io.Writer) int {
 			method = http.MethodDelete
 		}
 		var out map[string]any
-		if _, err := c.client.Do(c.ctx, method, path+"/"+url.PathEscape(*name), mgmtclient.Graph, nil, &out); err != nil {
+		if _, err := c.client.Do(c.ctx, method, path+"/"+url.PathEscape(*name), apiclient.Graph, nil, &out); err != nil {
 			return c.fail(err)
 		}
 		if method == http.MethodDelete {

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmtclient"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiclient"
 )
 
 const identityUsage = `Usage: spiffe-entra-gateway identity <command> --subscription S --resource-group RG [flags]
@@ -70,7 +70,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 		if s := c.require("name"); s != 0 {
 			return s
 		}
-		if _, err := c.client.Do(c.ctx, http.MethodPut, base+"/"+url.PathEscape(*name)+q, mgmtclient.ARM, map[string]any{"location": *location}, &out); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodPut, base+"/"+url.PathEscape(*name)+q, apiclient.ARM, map[string]any{"location": *location}, &out); err != nil {
 			return c.fail(err)
 		}
 		return c.print(out, idColumns, [][]string{idRow(out)})
@@ -79,7 +79,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 			return s
 		}
 		method := map[string]string{"show": http.MethodGet, "delete": http.MethodDelete}[cmdName]
-		if _, err := c.client.Do(c.ctx, method, base+"/"+url.PathEscape(*name)+q, mgmtclient.ARM, nil, &out); err != nil {
+		if _, err := c.client.Do(c.ctx, method, base+"/"+url.PathEscape(*name)+q, apiclient.ARM, nil, &out); err != nil {
 			return c.fail(err)
 		}
 		if method == http.MethodDelete {
@@ -90,7 +90,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 		var page struct {
 			Value []map[string]any `json:"value"`
 		}
-		if _, err := c.client.Do(c.ctx, http.MethodGet, base+q, mgmtclient.ARM, nil, &page); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodGet, base+q, apiclient.ARM, nil, &page); err != nil {
 			return c.fail(err)
 		}
 		var rows [][]string
@@ -107,7 +107,7 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 			var page struct {
 				Value []map[string]any `json:"value"`
 			}
-			if _, err := c.client.Do(c.ctx, http.MethodGet, ficBase+q, mgmtclient.ARM, nil, &page); err != nil {
+			if _, err := c.client.Do(c.ctx, http.MethodGet, ficBase+q, apiclient.ARM, nil, &page); err != nil {
 				return c.fail(err)
 			}
 			var rows [][]string
@@ -120,13 +120,13 @@ func identityCommand(args []string, stdout, stderr io.Writer) int {
 			return s
 		}
 		if cmdName == "fic delete" {
-			if _, err := c.client.Do(c.ctx, http.MethodDelete, ficBase+"/"+url.PathEscape(*name)+q, mgmtclient.ARM, nil, nil); err != nil {
+			if _, err := c.client.Do(c.ctx, http.MethodDelete, ficBase+"/"+url.PathEscape(*name)+q, apiclient.ARM, nil, nil); err != nil {
 				return c.fail(err)
 			}
 			return 0
 		}
 		body := map[string]any{"properties": map[string]any{"issuer": *issuer, "subject": *subject, "audiences": []string{*audience}}}
-		if _, err := c.client.Do(c.ctx, http.MethodPut, ficBase+"/"+url.PathEscape(*name)+q, mgmtclient.ARM, body, &out); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodPut, ficBase+"/"+url.PathEscape(*name)+q, apiclient.ARM, body, &out); err != nil {
 			return c.fail(err)
 		}
 		return c.print(out, ficCols, [][]string{ficRow(out)})

@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/version"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/version"
 )
 
 const usage = `Usage: spiffe-entra-gateway <command> [flags]

@@ -251,14 +251,14 @@ func TestTokenExchange(t *testing.T) {
 }
 
 // TestBinaryLeavesOutTheAzureSDK keeps the server small: only programs that
-// call Azure (through pkg/azcred) link the Azure SDK.
+// call Azure (through pkg/workload/azcred) link the Azure SDK.
 func TestBinaryLeavesOutTheAzureSDK(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		if strings.HasPrefix(pkg, "github.com/Azure/azure-sdk-for-go/") || strings.HasSuffix(pkg, "/pkg/azcred") {
+		if strings.HasPrefix(pkg, "github.com/Azure/azure-sdk-for-go/") || strings.HasSuffix(pkg, "/pkg/workload/azcred") {
 			t.Errorf("the gateway binary links %s", pkg)
 		}
 	}

@@ -14,14 +14,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmtclient"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiclient"
 )
 
 // apiCommand is what every management command shares: the gateway, the
 // credentials and the output format.
 type apiCommand struct {
 	fs     *flag.FlagSet
-	client *mgmtclient.Client
+	client *apiclient.Client
 	output *string
 	stdout io.Writer
 	ctx    context.Context
@@ -30,7 +30,7 @@ type apiCommand struct {
 func newAPICommand(name string, stdout, stderr io.Writer) (*apiCommand, *flag.FlagSet) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &apiCommand{fs: fs, stdout: stdout, ctx: context.Background(), client: &mgmtclient.Client{HTTP: &http.Client{Timeout: 30 * time.Second}}}
+	c := &apiCommand{fs: fs, stdout: stdout, ctx: context.Background(), client: &apiclient.Client{HTTP: &http.Client{Timeout: 30 * time.Second}}}
 	fs.StringVar(&c.client.Endpoint, "endpoint", os.Getenv("AZURE_AUTHORITY_HOST"), "the gateway's Entra endpoint (default $AZURE_AUTHORITY_HOST)")
 	fs.StringVar(&c.client.Token, "token", os.Getenv("GATEWAY_API_TOKEN"), "bearer token for the API (default $GATEWAY_API_TOKEN); without one, a token is requested with the client credentials")
 	fs.StringVar(&c.client.Tenant, "tenant", os.Getenv("AZURE_TENANT_ID"), "tenant for the client credentials (default $AZURE_TENANT_ID)")
@@ -125,10 +125,10 @@ func str(m map[string]any, k string) string {
 // findApp gets the application named by an object id or an appId.
 func (c *apiCommand) findApp(ref string) (map[string]any, error) {
 	var app map[string]any
-	_, err := c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications/"+url.PathEscape(ref), mgmtclient.Graph, nil, &app)
-	var apiErr *mgmtclient.APIError
+	_, err := c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications/"+url.PathEscape(ref), apiclient.Graph, nil, &app)
+	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
-		_, err = c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications(appId='"+url.PathEscape(ref)+"')", mgmtclient.Graph, nil, &app)
+		_, err = c.client.Do(c.ctx, http.MethodGet, "/v1.0/applications(appId='"+url.PathEscape(ref)+"')", apiclient.Graph, nil, &app)
 	}
 	return app, err
 }
@@ -163,7 +163,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 			return status
 		}
 		var pw map[string]any
-		if _, err := c.client.Do(c.ctx, http.MethodPost, path+"/addPassword", mgmtclient.Graph,
+		if _, err := c.client.Do(c.ctx, http.MethodPost, path+"/addPassword", apiclient.Graph,
 			map[string]any{"passwordCredential": map[string]any{"displayName": *name}}, &pw); err != nil {
 			return c.fail(err)
 		}
@@ -194,12 +194,12 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 			body["identifierUris"] = []string(uris)
 		}
 		var app map[string]any
-		if _, err := c.client.Do(c.ctx, http.MethodPost, "/v1.0/applications", mgmtclient.Graph, body, &app); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodPost, "/v1.0/applications", apiclient.Graph, body, &app); err != nil {
 			return c.fail(err)
 		}
 		// The portal creates the service principal with the app; clients
 		// need it to get tokens.
-		if _, err := c.client.Do(c.ctx, http.MethodPost, "/v1.0/servicePrincipals", mgmtclient.Graph, map[string]any{"appId": app["appId"]}, nil); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodPost, "/v1.0/servicePrincipals", apiclient.Graph, map[string]any{"appId": app["appId"]}, nil); err != nil {
 			return c.fail(err)
 		}
 		return c.print(app, columns, appRows(app))
@@ -214,7 +214,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 				Value    []map[string]any `json:"value"`
 				NextLink string           `json:"@odata.nextLink"`
 			}
-			if _, err := c.client.Do(c.ctx, http.MethodGet, path, mgmtclient.Graph, nil, &page); err != nil {
+			if _, err := c.client.Do(c.ctx, http.MethodGet, path, apiclient.Graph, nil, &page); err != nil {
 				return c.fail(err)
 			}
 			all = append(all, page.Value...)
@@ -233,7 +233,7 @@ func appCommand(args []string, stdout, stderr io.Writer) int {
 		if args[0] == "show" {
 			return c.print(app, columns, appRows(app))
 		}
-		if _, err := c.client.Do(c.ctx, http.MethodDelete, path, mgmtclient.Graph, nil, nil); err != nil {
+		if _, err := c.client.Do(c.ctx, http.MethodDelete, path, apiclient.Graph, nil, nil); err != nil {
 			return c.fail(err)
 		}
 		return 0

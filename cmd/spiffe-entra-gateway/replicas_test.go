@@ -18,8 +18,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )

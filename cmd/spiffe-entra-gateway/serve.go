@@ -10,8 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 )
 
 func serve(args []string, stdout, stderr io.Writer) int {

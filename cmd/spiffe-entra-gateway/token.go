@@ -13,7 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenexchange"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenexchange"
 )
 
 // listFlag collects a repeatable or comma-separated flag.

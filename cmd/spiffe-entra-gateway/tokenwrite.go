@@ -18,7 +18,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
 // writeFlags are the flags of the token-file sidecar, token --write.

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
 // KeyCredential makes a certificate credential of the first certificate in

@@ -3,7 +3,7 @@ package directory
 import (
 	"slices"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
 // ExpressionIssuers are the issuers Entra honours flexible credentials

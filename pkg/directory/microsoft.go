@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
 // Microsoft's first-party resources that every Entra tenant holds and the

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
 )
 
 func TestMicrosoftResourcesAreCreatedOnceAndKeptCurrent(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
 // secretBytes is the entropy of a generated client secret: 240 bits, well

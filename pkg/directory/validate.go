@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
 // Rule names a validation rule, so that each API surface can map it to its

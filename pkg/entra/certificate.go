@@ -11,8 +11,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 )
 
 // certificateAlgorithms are what MSAL signs certificate assertions with.

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
 // discoveryV2 is the v2.0 OpenID configuration in Entra's field order.

@@ -25,13 +25,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/signer"
 )
 
 const (

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
 // instanceMetadata is one cloud in an instance discovery answer.

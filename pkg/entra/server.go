@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 )
 
 // AssertionVerifier decides whether a federated assertion stands in for a

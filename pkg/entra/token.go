@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/aadsts"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
 // jwtBearer is the only client_assertion_type Entra accepts.

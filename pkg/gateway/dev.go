@@ -15,16 +15,16 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/discovery"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
 // DevOptions configure a development gateway.
@@ -78,7 +78,7 @@ type Dev struct {
 	seedApplied []byte
 	workload    *devworkload.Server
 	keys        keysource.Source
-	issuer      *oidcprovider.Issuer
+	issuer      *discovery.Issuer
 	cert        tls.Certificate
 	entra       Listener
 	oidc        Listener
@@ -182,13 +182,13 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := waitForKeys(ctx, d.keys, 10*time.Second); err != nil {
 		return nil, err
 	}
-	d.issuer, err = oidcprovider.NewIssuer(d.keys, issuer,
-		oidcprovider.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
-		oidcprovider.WithLogger(opts.Logger.With("component", "oidc")))
+	d.issuer, err = discovery.NewIssuer(d.keys, issuer,
+		discovery.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
+		discovery.WithLogger(opts.Logger.With("component", "oidc")))
 	if err != nil {
 		return nil, err
 	}
-	provider, err := oidcprovider.New([]*oidcprovider.Issuer{d.issuer})
+	provider, err := discovery.New([]*discovery.Issuer{d.issuer})
 	if err != nil {
 		return nil, err
 	}

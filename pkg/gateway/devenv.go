@@ -1,6 +1,6 @@
 package gateway
 
-import "github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
+import "github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 
 // writeDevEnv writes dev.env, a file a shell can source to point the Azure
 // SDKs and SPIFFE tools at the development gateway. It holds the development

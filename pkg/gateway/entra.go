@@ -8,16 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/apiauth"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/arm"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/graph"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/issuermeta"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/metrics"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/signer"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/signer"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/arm"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/graph"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 )
 
 // EntraOptions configure the Entra side of a gateway.

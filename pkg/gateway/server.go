@@ -17,16 +17,16 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/health"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/keysource"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/metrics"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidcprovider"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/servingtls"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/discovery"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
 )
 
 // Server is a gateway assembled from a configuration file: the OIDC
@@ -37,7 +37,7 @@ type Server struct {
 	logger *slog.Logger
 
 	sources  []keysource.Source
-	issuers  []*oidcprovider.Issuer
+	issuers  []*discovery.Issuer
 	files    *servingtls.Files
 	svid     *servingtls.SVID
 	store    store.Store
@@ -168,24 +168,24 @@ func (s *Server) newProvider(ctx context.Context) error {
 			return fmt.Errorf("keys of trust domain %s: %w", td.Name(), err)
 		}
 		s.sources = append(s.sources, src)
-		opts := []oidcprovider.Option{
-			oidcprovider.WithMaxAge(o.MaxAge.Duration),
-			oidcprovider.WithStaleness(o.Staleness.Duration),
-			oidcprovider.WithLogger(s.logger.With("component", "oidc")),
+		opts := []discovery.Option{
+			discovery.WithMaxAge(o.MaxAge.Duration),
+			discovery.WithStaleness(o.Staleness.Duration),
+			discovery.WithLogger(s.logger.With("component", "oidc")),
 		}
 		if d.JWKSURI != "" {
-			opts = append(opts, oidcprovider.WithJWKSURI(d.JWKSURI))
+			opts = append(opts, discovery.WithJWKSURI(d.JWKSURI))
 		}
 		if d.PathPrefix != "" {
-			opts = append(opts, oidcprovider.WithPathPrefix(d.PathPrefix))
+			opts = append(opts, discovery.WithPathPrefix(d.PathPrefix))
 		}
 		if len(d.AllowedHosts) > 0 {
-			opts = append(opts, oidcprovider.WithAllowedHosts(d.AllowedHosts...))
+			opts = append(opts, discovery.WithAllowedHosts(d.AllowedHosts...))
 		}
 		if o.SetKeyUse != nil && !*o.SetKeyUse {
-			opts = append(opts, oidcprovider.WithoutKeyUse())
+			opts = append(opts, discovery.WithoutKeyUse())
 		}
-		iss, err := oidcprovider.NewIssuer(src, d.Issuer, opts...)
+		iss, err := discovery.NewIssuer(src, d.Issuer, opts...)
 		if err != nil {
 			return err
 		}
@@ -195,7 +195,7 @@ func (s *Server) newProvider(ctx context.Context) error {
 	for _, p := range o.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated by config
 	}
-	h, err := oidcprovider.New(s.issuers, oidcprovider.WithTrustedProxies(proxies...))
+	h, err := discovery.New(s.issuers, discovery.WithTrustedProxies(proxies...))
 	if err != nil {
 		return err
 	}

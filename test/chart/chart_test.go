@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/config"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/chart"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"

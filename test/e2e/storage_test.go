@@ -19,11 +19,11 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/store/sqlstore"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
 )

@@ -14,10 +14,10 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/azcred"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/tokenfile"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/azcred"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"
 )
 

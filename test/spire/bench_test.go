@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"

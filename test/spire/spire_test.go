@@ -26,7 +26,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 )
 

@@ -1,0 +1,312 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+)
+
+// CreateTenant stores t with its domains.
+func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO tenants (id, display_name, managed_by) VALUES (?, ?, ?)"), t.ID, t.DisplayName, t.ManagedBy); err != nil {
+			return err
+		}
+		return s.putDomains(ctx, tx, t)
+	})
+}
+
+func (s *Store) putDomains(ctx context.Context, tx *sql.Tx, t store.Tenant) error {
+	for i, d := range t.Domains {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO tenant_domains (domain, tenant_id, position) VALUES (?, ?, ?)"), strings.ToLower(d), t.ID, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateTenant replaces t's display name, domains and marker.
+func (s *Store) UpdateTenant(ctx context.Context, t store.Tenant) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE tenants SET display_name = ?, managed_by = ? WHERE id = ?"), t.DisplayName, t.ManagedBy, t.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM tenant_domains WHERE tenant_id = ?"), t.ID); err != nil {
+			return err
+		}
+		return s.putDomains(ctx, tx, t)
+	})
+}
+
+// GetTenant finds a tenant by id.
+func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+	t, err := one(ctx, s, scanTenant, "SELECT id, display_name, managed_by FROM tenants WHERE id = ?", id)
+	if err != nil {
+		return t, err
+	}
+	return s.withDomains(ctx, t)
+}
+
+// GetTenantByDomain finds a tenant by a verified domain.
+func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (store.Tenant, error) {
+	t, err := one(ctx, s, scanTenant, "SELECT t.id, t.display_name, t.managed_by FROM tenants t JOIN tenant_domains d ON d.tenant_id = t.id WHERE d.domain = ?", strings.ToLower(domain))
+	if err != nil {
+		return t, err
+	}
+	return s.withDomains(ctx, t)
+}
+
+// ListTenants lists tenants ordered by id.
+func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	ts, err := many(ctx, s, s.d, scanTenant, "SELECT id, display_name, managed_by FROM tenants ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	for i := range ts {
+		if ts[i], err = s.withDomains(ctx, ts[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ts, nil
+}
+
+func scanTenant(r scanner) (store.Tenant, error) {
+	var t store.Tenant
+	err := r.Scan(&t.ID, &t.DisplayName, &t.ManagedBy)
+	return t, err
+}
+
+func (s *Store) withDomains(ctx context.Context, t store.Tenant) (store.Tenant, error) {
+	var err error
+	t.Domains, err = many(ctx, s, s.d, scanString, "SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY position", t.ID)
+	return t, err
+}
+
+func scanString(r scanner) (string, error) {
+	var v string
+	err := r.Scan(&v)
+	return v, err
+}
+
+const appColumns = "object_id, tenant_id, app_id, display_name, app_roles, permission_scopes, access_token_version, managed_by, created_at"
+
+// appJSON encodes the application's JSON columns: app roles and scopes.
+func appJSON(a store.Application) (roles, scopes string, err error) {
+	r, err := json.Marshal(nonNil(a.AppRoles))
+	if err != nil {
+		return "", "", err
+	}
+	sc, err := json.Marshal(nonNil(a.PermissionScopes))
+	return string(r), string(sc), err
+}
+
+// CreateApplication stores a with its identifier URIs.
+func (s *Store) CreateApplication(ctx context.Context, a store.Application) error {
+	roles, scopes, err := appJSON(a)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO applications ("+appColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt)); err != nil {
+			return err
+		}
+		return s.putURIs(ctx, tx, a)
+	})
+}
+
+func (s *Store) putURIs(ctx context.Context, tx *sql.Tx, a store.Application) error {
+	for i, u := range a.IdentifierURIs {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO identifier_uris (tenant_id, uri, object_id, position) VALUES (?, ?, ?, ?)"), a.TenantID, u, a.ObjectID, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateApplication replaces everything of a but its object id, tenant and
+// creation time.
+func (s *Store) UpdateApplication(ctx context.Context, a store.Application) error {
+	roles, scopes, err := appJSON(a)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
+			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, a.ObjectID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM identifier_uris WHERE object_id = ?"), a.ObjectID); err != nil {
+			return err
+		}
+		var tenant string
+		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT tenant_id FROM applications WHERE object_id = ?"), a.ObjectID).Scan(&tenant); err != nil {
+			return err
+		}
+		a.TenantID = tenant
+		return s.putURIs(ctx, tx, a)
+	})
+}
+
+// GetApplication finds an application by object id.
+func (s *Store) GetApplication(ctx context.Context, objectID string) (store.Application, error) {
+	return s.app(ctx, "SELECT "+appColumns+" FROM applications WHERE object_id = ?", objectID)
+}
+
+// GetApplicationByAppID finds an application by client id.
+func (s *Store) GetApplicationByAppID(ctx context.Context, tenantID, appID string) (store.Application, error) {
+	return s.app(ctx, "SELECT "+appColumns+" FROM applications WHERE tenant_id = ? AND app_id = ?", tenantID, appID)
+}
+
+// GetApplicationByIdentifierURI finds an application by identifier URI.
+func (s *Store) GetApplicationByIdentifierURI(ctx context.Context, tenantID, uri string) (store.Application, error) {
+	return s.app(ctx, "SELECT "+prefixed("a.", appColumns)+" FROM applications a JOIN identifier_uris u ON u.object_id = a.object_id WHERE u.tenant_id = ? AND u.uri = ?", tenantID, uri)
+}
+
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i := range cols {
+		cols[i] = p + cols[i]
+	}
+	return strings.Join(cols, ", ")
+}
+
+func (s *Store) app(ctx context.Context, q string, args ...any) (store.Application, error) {
+	a, err := one(ctx, s, scanApp, q, args...)
+	if err != nil {
+		return a, err
+	}
+	a.IdentifierURIs, err = many(ctx, s, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", a.ObjectID)
+	return a, err
+}
+
+// ListApplications lists a tenant's applications ordered by object id.
+func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]store.Application, error) {
+	apps, err := many(ctx, s, s.d, scanApp, "SELECT "+appColumns+" FROM applications WHERE tenant_id = ? ORDER BY object_id", tenantID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range apps {
+		if apps[i].IdentifierURIs, err = many(ctx, s, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", apps[i].ObjectID); err != nil {
+			return nil, err
+		}
+	}
+	return apps, nil
+}
+
+func scanApp(r scanner) (store.Application, error) {
+	var a store.Application
+	var roles, scopes string
+	var created int64
+	if err := r.Scan(&a.ObjectID, &a.TenantID, &a.AppID, &a.DisplayName, &roles, &scopes, &a.AccessTokenAcceptedVersion, &a.ManagedBy, &created); err != nil {
+		return a, err
+	}
+	a.CreatedAt = fromMS(created)
+	if err := json.Unmarshal([]byte(roles), &a.AppRoles); err != nil {
+		return a, err
+	}
+	return a, json.Unmarshal([]byte(scopes), &a.PermissionScopes)
+}
+
+// DeleteApplication removes the application and everything that hangs off
+// it, in one transaction.
+func (s *Store) DeleteApplication(ctx context.Context, objectID string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var tenant, appID string
+		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT tenant_id, app_id FROM applications WHERE object_id = ?"), objectID).Scan(&tenant, &appID); err != nil {
+			return err
+		}
+		var spID string
+		err := tx.QueryRowContext(ctx, s.d.rebind("SELECT object_id FROM service_principals WHERE tenant_id = ? AND app_id = ?"), tenant, appID).Scan(&spID)
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		stmts := []struct {
+			q   string
+			arg string
+		}{
+			{"DELETE FROM federated_credentials WHERE owner_id = ?", objectID},
+			{"DELETE FROM password_credentials WHERE owner_id = ?", objectID},
+			{"DELETE FROM key_credentials WHERE owner_id = ?", objectID},
+			{"DELETE FROM identifier_uris WHERE object_id = ?", objectID},
+			{"DELETE FROM application_owners WHERE object_id = ?", objectID},
+			{"DELETE FROM applications WHERE object_id = ?", objectID},
+		}
+		if spID != "" {
+			stmts = append(stmts,
+				struct{ q, arg string }{"DELETE FROM app_role_assignments WHERE principal_id = ?", spID},
+				struct{ q, arg string }{"DELETE FROM app_role_assignments WHERE resource_id = ?", spID},
+				struct{ q, arg string }{"DELETE FROM service_principals WHERE object_id = ?", spID})
+		}
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, s.d.rebind(st.q), st.arg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+const spColumns = "object_id, tenant_id, app_id, display_name, managed_by"
+
+// CreateServicePrincipal stores sp.
+func (s *Store) CreateServicePrincipal(ctx context.Context, sp store.ServicePrincipal) error {
+	return s.exec(ctx, false, "INSERT INTO service_principals ("+spColumns+") VALUES (?, ?, ?, ?, ?)", sp.ObjectID, sp.TenantID, sp.AppID, sp.DisplayName, sp.ManagedBy)
+}
+
+// GetServicePrincipal finds a service principal by object id.
+func (s *Store) GetServicePrincipal(ctx context.Context, objectID string) (store.ServicePrincipal, error) {
+	return one(ctx, s, scanSP, "SELECT "+spColumns+" FROM service_principals WHERE object_id = ?", objectID)
+}
+
+// GetServicePrincipalByAppID finds an application's service principal.
+func (s *Store) GetServicePrincipalByAppID(ctx context.Context, tenantID, appID string) (store.ServicePrincipal, error) {
+	return one(ctx, s, scanSP, "SELECT "+spColumns+" FROM service_principals WHERE tenant_id = ? AND app_id = ?", tenantID, appID)
+}
+
+// ListServicePrincipals lists a tenant's service principals by object id.
+func (s *Store) ListServicePrincipals(ctx context.Context, tenantID string) ([]store.ServicePrincipal, error) {
+	return many(ctx, s, s.d, scanSP, "SELECT "+spColumns+" FROM service_principals WHERE tenant_id = ? ORDER BY object_id", tenantID)
+}
+
+func scanSP(r scanner) (store.ServicePrincipal, error) {
+	var sp store.ServicePrincipal
+	err := r.Scan(&sp.ObjectID, &sp.TenantID, &sp.AppID, &sp.DisplayName, &sp.ManagedBy)
+	return sp, err
+}
+
+// AddApplicationOwner makes principalID an owner of the application.
+func (s *Store) AddApplicationOwner(ctx context.Context, objectID, principalID string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM application_owners WHERE object_id = ? AND principal_id = ?"), objectID, principalID).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO application_owners (object_id, principal_id) VALUES (?, ?)"), objectID, principalID)
+		return err
+	})
+	return err
+}
+
+// ListApplicationOwners lists the application's owners.
+func (s *Store) ListApplicationOwners(ctx context.Context, objectID string) ([]string, error) {
+	return many(ctx, s, s.d, scanString, "SELECT principal_id FROM application_owners WHERE object_id = ? ORDER BY principal_id", objectID)
+}

@@ -1,0 +1,322 @@
+// Package federation decides, as Entra does, whether an external JWT (a
+// JWT-SVID, a Kubernetes service-account token, a GitHub Actions token, ...)
+// may stand in for a client's secret, and answers with Entra's errors.
+//
+// The checks run in this order, so that each failure reports what Entra
+// reports for it:
+//
+//  1. size, compact JWS form, algorithm (never none or HMAC);
+//  2. the unverified iss, sub and aud; tokens Entra issued are refused;
+//  3. matching against the client's credentials: any at all, then issuer,
+//     then audience, then subject or expression;
+//  4. the signing key, fetched only for the matched issuer, and the signature;
+//  5. the validity window and the total lifetime.
+package federation
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
+)
+
+// ClockSkew is the leeway on exp and nbf: Entra does not publish its own,
+// and back-dates its tokens by five minutes.
+const ClockSkew = 5 * time.Minute
+
+// MaxLifetime is Entra's limit on exp − iat of an external token.
+const MaxLifetime = 25 * time.Hour
+
+// KeyFinder finds an issuer's signing key; *issuermeta.Cache is one.
+type KeyFinder interface {
+	Key(ctx context.Context, issuer, kid string) (*jose.JSONWebKey, error)
+}
+
+// Match is an accepted assertion.
+type Match struct {
+	Credential store.FederatedCredential
+	Issuer     string
+	Subject    string
+	Audience   string
+	Claims     map[string]any
+}
+
+// Verifier checks assertions.
+type Verifier struct {
+	keys KeyFinder
+	opts options
+}
+
+type options struct {
+	now               func() time.Time
+	anyIssuerExprs    bool
+	algorithms        []jose.SignatureAlgorithm
+	maxAssertionBytes int
+	logger            *slog.Logger
+}
+
+// Option configures a Verifier.
+type Option func(*options)
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithAnyIssuerExpressions honours flexible credentials for every issuer;
+// Entra honours them for GitHub, GitLab and Terraform Cloud only.
+func WithAnyIssuerExpressions(allow bool) Option {
+	return func(o *options) { o.anyIssuerExprs = allow }
+}
+
+// WithAlgorithms sets the accepted signature algorithms (default RS256
+// only, as Entra). HMAC algorithms and none are never accepted.
+func WithAlgorithms(algs ...jose.SignatureAlgorithm) Option {
+	return func(o *options) {
+		o.algorithms = slices.DeleteFunc(slices.Clone(algs), func(a jose.SignatureAlgorithm) bool {
+			return a == jose.HS256 || a == jose.HS384 || a == jose.HS512 || a == "none"
+		})
+	}
+}
+
+// WithMaxAssertionSize bounds the assertion (default 16 KiB).
+func WithMaxAssertionSize(n int) Option { return func(o *options) { o.maxAssertionBytes = n } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// NewVerifier returns a verifier finding keys with keys.
+func NewVerifier(keys KeyFinder, opts ...Option) *Verifier {
+	o := options{now: time.Now, algorithms: []jose.SignatureAlgorithm{jose.RS256}, maxAssertionBytes: 16 << 10, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Verifier{keys: keys, opts: o}
+}
+
+// claims are the registered claims read before the signature is checked.
+type claims struct {
+	Issuer   string           `json:"iss"`
+	Subject  string           `json:"sub"`
+	Audience jwt.Audience     `json:"aud"`
+	Expiry   *jwt.NumericDate `json:"exp"`
+	NotBefor *jwt.NumericDate `json:"nbf"`
+	IssuedAt *jwt.NumericDate `json:"iat"`
+}
+
+const wifDocs = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+
+// Verify decides whether assertion stands in for the secret of the client
+// whose federated credentials are creds.
+func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*Match, *aadsts.Error) {
+	tok, alg, aerr := v.parse(assertion)
+	if aerr != nil {
+		return nil, aerr
+	}
+	var c claims
+	var all map[string]any
+	if err := tok.UnsafeClaimsWithoutVerification(&c, &all); err != nil {
+		return nil, malformed()
+	}
+	if isEntraIssuer(c.Issuer) {
+		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
+	}
+	cred, aud, aerr := v.match(c, all, creds)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := v.checkSignature(ctx, tok, alg, c.Issuer, &all); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := v.checkTimes(c); aerr != nil {
+		return nil, aerr
+	}
+	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: all}, nil
+}
+
+func malformed() *aadsts.Error {
+	return aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed.")
+}
+
+// parse accepts only a compact JWS with one signature by an allowed
+// asymmetric algorithm and no critical headers.
+func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlgorithm, *aadsts.Error) {
+	if len(assertion) > v.opts.maxAssertionBytes {
+		return nil, "", aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
+	}
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return nil, "", malformed() // a JWE has five parts, a JWS in JSON form none
+	}
+	head, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, "", malformed()
+	}
+	var h struct {
+		Alg  string          `json:"alg"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(head, &h); err != nil {
+		return nil, "", malformed()
+	}
+	alg := jose.SignatureAlgorithm(h.Alg)
+	if !slices.Contains(v.opts.algorithms, alg) {
+		return nil, "", aadsts.New(aadsts.UnsupportedSigningAlgorithm, "Invalid JWT token. '%s' is not a supported signature algorithm.", h.Alg)
+	}
+	if h.Crit != nil {
+		return nil, "", aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. Critical header parameters are not supported.")
+	}
+	tok, err := jwt.ParseSigned(assertion, v.opts.algorithms)
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, "", malformed()
+	}
+	return tok, alg, nil
+}
+
+// match finds the credential the assertion satisfies, reporting the first
+// mismatch in Entra's order: issuer, audience, subject.
+func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCredential) (store.FederatedCredential, string, *aadsts.Error) {
+	if len(creds) == 0 {
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoFederatedCredentials, "Client application has no configured federated identity credentials.")
+	}
+	var byIssuer []store.FederatedCredential
+	for _, cr := range creds {
+		if cr.Issuer == c.Issuer {
+			byIssuer = append(byIssuer, cr)
+		}
+	}
+	if len(byIssuer) == 0 {
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingIssuer, "No matching federated identity record found for presented assertion issuer '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", c.Issuer, wifDocs)
+	}
+	var byAudience []store.FederatedCredential
+	var audience string
+	for _, cr := range byIssuer {
+		for _, a := range cr.Audiences {
+			if slices.Contains(c.Audience, a) {
+				byAudience, audience = append(byAudience, cr), a
+				break
+			}
+		}
+	}
+	if len(byAudience) == 0 {
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingAudience, "No matching federated identity record found for presented assertion audience '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", strings.Join(c.Audience, ","), wifDocs)
+	}
+	caseOnly, flexible := false, false
+	for _, cr := range byAudience {
+		if cr.ClaimsMatchingExpression != "" {
+			if !v.opts.anyIssuerExprs && !directory.ExpressionAllowedByEntra(cr.Issuer) {
+				continue
+			}
+			flexible = true
+			expr, err := expression.Parse(cr.ClaimsMatchingExpression)
+			if err != nil {
+				v.opts.logger.Warn("a stored claimsMatchingExpression does not parse", "credential", cr.ID, "error", err)
+				continue
+			}
+			if expr.Eval(all) {
+				return cr, audience, nil
+			}
+			continue
+		}
+		if cr.Subject == c.Subject {
+			return cr, audience, nil
+		}
+		caseOnly = caseOnly || strings.EqualFold(cr.Subject, c.Subject)
+	}
+	switch {
+	case flexible:
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingExpression, "No matching federated identity record found for presented assertion subject '%s' or no federated identity credential expression matched. Please check your federated identity credential Subject, Expression, Audience and Issuer against the presented assertion. %s", c.Subject, wifDocs)
+	case caseOnly:
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingSubjectCase, "No matching federated identity record found for presented assertion subject '%s'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. See documentation at: %s. See breaking change notification and remediation at: https://learn.microsoft.com/en-us/entra/identity-platform/reference-breaking-changes#august-2024.", c.Subject, wifDocs)
+	}
+	return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingSubject, "No matching federated identity record found for presented assertion subject '%s'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", c.Subject, wifDocs)
+}
+
+// checkSignature finds the key by kid only; jku, x5u and jwk headers are
+// never followed.
+func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, alg jose.SignatureAlgorithm, issuer string, out *map[string]any) *aadsts.Error {
+	kid := tok.Headers[0].KeyID
+	key, err := v.keys.Key(ctx, issuer, kid)
+	switch {
+	case errors.Is(err, issuermeta.ErrKeyNotFound) || (err == nil && kid == ""):
+		return aadsts.New(aadsts.SigningKeyNotFound, "The certificate with identifier %s used to sign the federated credential could not be found in the metadata of identity provider %s. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token.", kid, issuer)
+	case err != nil:
+		v.opts.logger.Warn("issuer metadata unavailable", "issuer", issuer, "error", err)
+		return aadsts.New(aadsts.IssuerMetadataUnavailable, "Request to External OIDC endpoint failed.")
+	}
+	if key.Algorithm != "" && key.Algorithm != string(alg) {
+		return aadsts.New(aadsts.UnsupportedKeyForAlgorithm, "Invalid JWT token. Unsupported key for the signing algorithm.")
+	}
+	if err := tok.Claims(key.Key, out); err != nil {
+		return aadsts.New(aadsts.ClientAssertionSignature, "Client assertion failed signature validation.")
+	}
+	return nil
+}
+
+// entraTime is how Entra prints times in AADSTS700024.
+const entraTime = "2006-01-02T15:04:05.0000000Z"
+
+// TimeRange checks a client assertion's exp and nbf against now with
+// ClockSkew, failing with Entra's AADSTS700024, which shows a missing nbf
+// as 1970 and requires exp. Certificate assertions share this check.
+func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) *aadsts.Error {
+	now = now.UTC()
+	from, until := time.Unix(0, 0).UTC(), time.Time{}
+	if nbf != nil {
+		from = nbf.Time().UTC()
+	}
+	if exp != nil {
+		until = exp.Time().UTC()
+	}
+	if exp == nil || now.After(until.Add(ClockSkew)) || now.Add(ClockSkew).Before(from) {
+		return aadsts.New(aadsts.AssertionTimeRange, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+			now.Format(entraTime), from.Format(entraTime), until.Format(entraTime))
+	}
+	return nil
+}
+
+func (v *Verifier) checkTimes(c claims) *aadsts.Error {
+	if aerr := TimeRange(v.opts.now(), c.NotBefor, c.Expiry); aerr != nil {
+		return aerr
+	}
+	nbf, exp := time.Unix(0, 0), c.Expiry.Time()
+	if c.NotBefor != nil {
+		nbf = c.NotBefor.Time()
+	}
+	start := nbf
+	if c.IssuedAt != nil {
+		start = c.IssuedAt.Time()
+	}
+	if (c.IssuedAt != nil || c.NotBefor != nil) && exp.Sub(start) > MaxLifetime {
+		return aadsts.New(aadsts.AssertionLifetime, "External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00. Token issued at %d. Token expires on %d.", start.Unix(), exp.Unix())
+	}
+	return nil
+}
+
+// isEntraIssuer reports issuers of Entra's own tokens.
+func isEntraIssuer(iss string) bool {
+	u, err := url.Parse(iss)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, h := range []string{"login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net",
+		"login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"} {
+		if host == h || strings.HasSuffix(host, "."+h) {
+			return true
+		}
+	}
+	return false
+}

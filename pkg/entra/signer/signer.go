@@ -1,0 +1,302 @@
+// Package signer keeps the gateway's token signing keys in the store, signs
+// access tokens with the current one, and publishes every key that signed or
+// will sign a token that may still be presented.
+package signer
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // x5t is defined as a SHA-1 thumbprint.
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+)
+
+// Options tune the key schedule.
+type Options struct {
+	// KeyLifetime is how long a key signs tokens (default 30 days).
+	KeyLifetime time.Duration
+	// TokenLifetime is the longest lifetime of a token; a retired key stays
+	// published this long after it stopped signing (default 25 hours).
+	TokenLifetime time.Duration
+	// RefreshInterval is how often Run reloads the keys, picking up keys
+	// other replicas created and rotating on schedule (default 1 minute).
+	RefreshInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Signer signs tokens with the current key.
+type Signer struct {
+	store store.Store
+	opts  Options
+
+	mu       sync.RWMutex
+	keys     []key  // ordered by NotBefore
+	jwksJSON []byte // the published key set, rendered once per change
+}
+
+type key struct {
+	store.SigningKey
+	private *rsa.PrivateKey
+	cert    *x509.Certificate
+	signers map[bool]jose.Signer // by "with x5t header"
+}
+
+// New returns a signer over the keys in s. It holds no key until Refresh
+// succeeds; until then Sign fails with ErrNoKey.
+func New(s store.Store, opts Options) *Signer {
+	if opts.KeyLifetime == 0 {
+		opts.KeyLifetime = 30 * 24 * time.Hour
+	}
+	if opts.TokenLifetime == 0 {
+		opts.TokenLifetime = 25 * time.Hour
+	}
+	if opts.RefreshInterval == 0 {
+		opts.RefreshInterval = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Signer{store: s, opts: opts}
+}
+
+// Run refreshes the keys every RefreshInterval until ctx ends; after a
+// failure (the store unreachable) it retries sooner, so that a gateway
+// started before its database gets keys as soon as the database answers.
+func (sg *Signer) Run(ctx context.Context) {
+	retry := sg.opts.RefreshInterval / 12
+	for {
+		wait := sg.opts.RefreshInterval
+		if err := sg.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			sg.opts.Logger.Warn("cannot refresh the token signing keys; retrying", "error", err, "retry_in", retry)
+			wait = retry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// slot returns the schedule window that holds t. Windows are aligned to the
+// Unix epoch so that replicas starting at once propose the same window and
+// the store keeps exactly one key for it.
+func (sg *Signer) slot(t time.Time) (time.Time, time.Time) {
+	life := sg.opts.KeyLifetime
+	start := time.Unix(0, 0).Add(t.Sub(time.Unix(0, 0)).Truncate(life)).UTC()
+	return start, start.Add(life)
+}
+
+// Refresh creates the keys for the current and the next window if missing,
+// drops keys no token can still carry, and reloads the set from the store.
+// The next window's key is published from its creation on, a whole key
+// lifetime before it signs, so relying parties have it in time.
+func (sg *Signer) Refresh(ctx context.Context) error {
+	now := sg.opts.Now()
+	cur, next := sg.slot(now)
+	for _, nb := range []time.Time{cur, next} {
+		if err := sg.ensure(ctx, nb); err != nil {
+			return err
+		}
+	}
+	stored, err := sg.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("signer: list keys: %w", err)
+	}
+	keys := make([]key, 0, len(stored))
+	for _, k := range stored {
+		if now.Sub(k.NotAfter) > sg.opts.TokenLifetime {
+			if err := sg.store.DeleteSigningKey(ctx, k.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("signer: delete retired key %s: %w", k.ID, err)
+			}
+			continue
+		}
+		parsed, err := parse(k)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, parsed)
+	}
+	set := jose.JSONWebKeySet{Keys: publicKeys(keys)}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return fmt.Errorf("signer: render key set: %w", err)
+	}
+	sg.mu.Lock()
+	sg.keys, sg.jwksJSON = keys, jwks
+	sg.mu.Unlock()
+	return nil
+}
+
+func (sg *Signer) ensure(ctx context.Context, notBefore time.Time) error {
+	stored, err := sg.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("signer: list keys: %w", err)
+	}
+	for _, k := range stored {
+		if k.NotBefore.Equal(notBefore) {
+			return nil
+		}
+	}
+	k, err := generate(notBefore, notBefore.Add(sg.opts.KeyLifetime), sg.opts.Now())
+	if err != nil {
+		return err
+	}
+	err = sg.store.CreateSigningKey(ctx, k)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return nil // another replica won the race
+	}
+	if err != nil {
+		return fmt.Errorf("signer: store new key: %w", err)
+	}
+	sg.opts.Logger.Info("created token signing key", "kid", k.ID, "not_before", k.NotBefore, "not_after", k.NotAfter)
+	return nil
+}
+
+func generate(notBefore, notAfter, now time.Time) (store.SigningKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("signer: generate key: %w", err)
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "spiffe-entra-gateway token signing"},
+		NotBefore:    notBefore.Add(-48 * time.Hour),
+		NotAfter:     notAfter.Add(48 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("signer: self-sign key certificate: %w", err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("signer: encode key: %w", err)
+	}
+	return store.SigningKey{ID: thumbprint(der), PrivateKeyDER: pk, CertDER: der, NotBefore: notBefore, NotAfter: notAfter, CreatedAt: now.UTC()}, nil
+}
+
+// thumbprint is the base64url SHA-1 of the certificate: Entra uses it as
+// both kid and x5t.
+func thumbprint(der []byte) string {
+	sum := sha1.Sum(der) //nolint:gosec // x5t is defined as a SHA-1 thumbprint.
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func parse(k store.SigningKey) (key, error) {
+	pk, err := x509.ParsePKCS8PrivateKey(k.PrivateKeyDER)
+	if err != nil {
+		return key{}, fmt.Errorf("signer: key %s: %w", k.ID, err)
+	}
+	priv, ok := pk.(*rsa.PrivateKey)
+	if !ok {
+		return key{}, fmt.Errorf("signer: key %s is %T, not RSA", k.ID, pk)
+	}
+	cert, err := x509.ParseCertificate(k.CertDER)
+	if err != nil {
+		return key{}, fmt.Errorf("signer: key %s certificate: %w", k.ID, err)
+	}
+	out := key{SigningKey: k, private: priv, cert: cert, signers: map[bool]jose.Signer{}}
+	for _, withX5T := range []bool{false, true} {
+		o := (&jose.SignerOptions{}).WithType("JWT")
+		if withX5T {
+			o = o.WithHeader("x5t", k.ID) // kid is the x5t thumbprint
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: k.ID}}, o)
+		if err != nil {
+			return key{}, fmt.Errorf("signer: key %s: %w", k.ID, err)
+		}
+		out.signers[withX5T] = s
+	}
+	return out, nil
+}
+
+// ErrNoKey means no stored key covers the current time; Refresh fixes it.
+var ErrNoKey = errors.New("signer: no current signing key")
+
+// Sign signs payload (JSON claims) with the current key. withX5T adds the
+// x5t header that Entra puts on v1 tokens.
+func (sg *Signer) Sign(payload []byte, withX5T bool) (string, error) {
+	now := sg.opts.Now()
+	sg.mu.RLock()
+	var signer jose.Signer
+	for i := len(sg.keys) - 1; i >= 0; i-- {
+		k := sg.keys[i]
+		if !now.Before(k.NotBefore) && now.Before(k.NotAfter) {
+			signer = k.signers[withX5T]
+			break
+		}
+	}
+	sg.mu.RUnlock()
+	if signer == nil {
+		return "", ErrNoKey
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("signer: sign: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// PublicKeysJSON returns the published key set, {"keys": [...]}, as Entra
+// publishes it: kid equal to x5t, the certificate in x5c, use "sig".
+func (sg *Signer) PublicKeysJSON() []byte {
+	sg.mu.RLock()
+	defer sg.mu.RUnlock()
+	return sg.jwksJSON
+}
+
+func publicKeys(keys []key) []jose.JSONWebKey {
+	out := make([]jose.JSONWebKey, 0, len(keys))
+	for _, k := range keys {
+		sum := sha1.Sum(k.CertDER) //nolint:gosec // x5t is defined as a SHA-1 thumbprint.
+		out = append(out, jose.JSONWebKey{
+			Key: k.private.Public(), KeyID: k.ID, Use: "sig", Certificates: []*x509.Certificate{k.cert},
+			CertificateThumbprintSHA1: sum[:],
+		})
+	}
+	return out
+}
+
+// Ready reports whether the signer holds a key, that is whether a Refresh
+// has reached the store.
+func (sg *Signer) Ready() bool {
+	sg.mu.RLock()
+	defer sg.mu.RUnlock()
+	return len(sg.keys) > 0
+}
+
+// PublicKey returns the public key with kid among the published keys, for
+// checking tokens this gateway issued.
+func (sg *Signer) PublicKey(kid string) (crypto.PublicKey, bool) {
+	sg.mu.RLock()
+	defer sg.mu.RUnlock()
+	for _, k := range sg.keys {
+		if k.ID == kid {
+			return k.private.Public(), true
+		}
+	}
+	return nil, false
+}

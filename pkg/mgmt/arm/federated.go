@@ -1,0 +1,170 @@
+package arm
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
+)
+
+func toFICJSON(mi store.ManagedIdentity, c store.FederatedCredential) ficJSON {
+	aud := c.Audiences
+	if aud == nil {
+		aud = []string{}
+	}
+	return ficJSON{ID: mi.ID + "/federatedIdentityCredentials/" + c.Name, Name: c.Name, Type: ficType,
+		Properties: ficProperties{Issuer: c.Issuer, Subject: c.Subject, Audiences: aud}}
+}
+
+// federated serves .../federatedIdentityCredentials[/{name}].
+func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name, fic string) {
+	mi, aerr := s.lookup(r, caller, sub, rg, name)
+	if aerr != nil {
+		if aerr.status == http.StatusNotFound {
+			aerr = newError(http.StatusNotFound, "ParentResourceNotFound", fmt.Sprintf("Failed to perform '%s' on resource(s) of type '%s', because the parent resource '%s' could not be found. The parent user-assigned identity doesn't exist.", r.Method, ficType, directory.ManagedIdentityID(sub, rg, name)))
+		}
+		s.fail(w, r, aerr)
+		return
+	}
+	if fic == "" {
+		if r.Method != http.MethodGet {
+			s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+			return
+		}
+		creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
+		if err != nil {
+			s.fail(w, r, backend(err))
+			return
+		}
+		out := []ficJSON{}
+		for _, c := range creds {
+			out = append(out, toFICJSON(mi, c))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+		return
+	}
+	existing, err := s.store.GetFederatedCredential(r.Context(), mi.PrincipalID, fic)
+	missing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !missing {
+		s.fail(w, r, backend(err))
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if missing {
+			s.fail(w, r, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s/%s' under resource group '%s' was not found.", ficType, name, fic, rg)))
+			return
+		}
+		writeJSON(w, http.StatusOK, toFICJSON(mi, existing))
+	case http.MethodPut:
+		if !s.begin(mi.ID) {
+			s.fail(w, r, newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+				"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+"."))
+			return
+		}
+		defer s.end(mi.ID)
+		s.put(w, r, mi, fic, existing, missing)
+	case http.MethodDelete:
+		if missing {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if err := s.store.DeleteFederatedCredential(r.Context(), mi.PrincipalID, existing.ID); err != nil {
+			s.fail(w, r, backend(err))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+	}
+}
+
+// begin claims the identity for one credential write; ARM refuses a second
+// concurrent write under the same identity with 409.
+func (s *Server) begin(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writing[id] {
+		return false
+	}
+	s.writing[id] = true
+	return true
+}
+
+func (s *Server) end(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.writing, id)
+}
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIdentity, name string, existing store.FederatedCredential, missing bool) {
+	var in struct {
+		Properties *ficProperties `json:"properties"`
+	}
+	if aerr := decode(r, &in); aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	switch {
+	case in.Properties == nil:
+		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential from HTTP body has empty properties."))
+		return
+	case !ficName.MatchString(name):
+		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential name '%s' is invalid. The name of a federated identity credentials must be within 3 and 120 characters, only contains letters (A-Z, a-z), numbers, hyphens and dashes and must start with a number or letter.", name))
+		return
+	case len(in.Properties.Audiences) != 1:
+		s.fail(w, r, badRequest("InvalidFederatedIdentityCredentialsAudienceLength", "Federated identity credentials must have exactly 1 audience."))
+		return
+	case in.Properties.Issuer == "" || in.Properties.Subject == "" || in.Properties.Audiences[0] == "":
+		s.fail(w, r, badRequest("BadRequest", "The request format was unexpected. Federated Identity Credential must specify 'issuer', 'subject' and 'audience'."))
+		return
+	}
+	c := existing
+	if missing {
+		c = store.FederatedCredential{ID: uuid.NewString(), OwnerID: mi.PrincipalID, Name: name}
+	}
+	c.Issuer, c.Subject, c.Audiences = in.Properties.Issuer, in.Properties.Subject, in.Properties.Audiences
+	if err := directory.ValidateFederatedCredential(c, s.parse); err != nil {
+		var fe *directory.FieldError
+		if errors.As(err, &fe) {
+			s.fail(w, r, badRequest("BadRequest", "%s", fe.Message))
+			return
+		}
+		s.fail(w, r, backend(err))
+		return
+	}
+	creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
+	if err != nil {
+		s.fail(w, r, backend(err))
+		return
+	}
+	for _, o := range creds {
+		if o.ID != c.ID && o.Issuer == c.Issuer && o.Subject == c.Subject {
+			s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
+			return
+		}
+	}
+	status := http.StatusOK
+	if missing {
+		err, status = s.store.CreateFederatedCredential(r.Context(), c), http.StatusCreated
+	} else {
+		err = s.store.UpdateFederatedCredential(r.Context(), c)
+	}
+	switch {
+	case errors.Is(err, store.ErrLimitExceeded):
+		s.fail(w, r, badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials))
+		return
+	case errors.Is(err, store.ErrAlreadyExists):
+		s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
+		return
+	case err != nil:
+		s.fail(w, r, backend(err))
+		return
+	}
+	writeJSON(w, status, toFICJSON(mi, c))
+}

@@ -1,0 +1,466 @@
+package graph
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+)
+
+// secretLifetime is how long a secret from addPassword lasts unless the
+// request says otherwise: two years, as Graph's default.
+const secretLifetime = 2 * 365 * 24 * time.Hour
+
+type apiSettings struct {
+	RequestedAccessTokenVersion *int `json:"requestedAccessTokenVersion"`
+}
+
+type passwordJSON struct {
+	KeyID         string  `json:"keyId"`
+	DisplayName   string  `json:"displayName"`
+	Hint          string  `json:"hint"`
+	StartDateTime string  `json:"startDateTime"`
+	EndDateTime   string  `json:"endDateTime"`
+	SecretText    *string `json:"secretText"`
+}
+
+type keyJSON struct {
+	KeyID               string `json:"keyId,omitempty"`
+	DisplayName         string `json:"displayName,omitempty"`
+	Type                string `json:"type"`
+	Usage               string `json:"usage"`
+	Key                 string `json:"key,omitempty"`
+	CustomKeyIdentifier string `json:"customKeyIdentifier,omitempty"`
+	StartDateTime       string `json:"startDateTime,omitempty"`
+	EndDateTime         string `json:"endDateTime,omitempty"`
+}
+
+type appJSON struct {
+	Context             string          `json:"@odata.context,omitempty"`
+	ID                  string          `json:"id"`
+	AppID               string          `json:"appId"`
+	DisplayName         string          `json:"displayName"`
+	IdentifierURIs      []string        `json:"identifierUris"`
+	AppRoles            []store.AppRole `json:"appRoles"`
+	API                 apiSettings     `json:"api"`
+	PasswordCredentials []passwordJSON  `json:"passwordCredentials"`
+	KeyCredentials      []keyJSON       `json:"keyCredentials"`
+	CreatedDateTime     string          `json:"createdDateTime"`
+}
+
+// appInput is a create or PATCH body: absent properties stay as they are.
+type appInput struct {
+	DisplayName    *string          `json:"displayName"`
+	IdentifierURIs *[]string        `json:"identifierUris"`
+	AppRoles       *[]store.AppRole `json:"appRoles"`
+	API            *apiSettings     `json:"api"`
+	KeyCredentials *[]keyJSON       `json:"keyCredentials"`
+	SignInAudience *string          `json:"signInAudience"`
+}
+
+func graphTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+// applications routes applications, applications/{id},
+// applications(appId='...') and what lies below them.
+func (s *Server) applications(q *request, segs []string) *apiError {
+	var ref string
+	var byAppID bool
+	rest := segs[1:]
+	if segs[0] == "applications" {
+		if len(segs) == 1 {
+			switch q.r.Method {
+			case http.MethodGet:
+				return s.listApplications(q)
+			case http.MethodPost:
+				return s.createApplication(q)
+			}
+			return methodNotAllowed()
+		}
+		ref, rest = segs[1], segs[2:]
+	} else {
+		var ok bool
+		if ref, ok = keyRef(segs[0], "applications", "appId"); !ok {
+			return badRequest("BadRequest", "Invalid object identifier '%s'.", segs[0])
+		}
+		byAppID = true
+	}
+	app, aerr := s.findApplication(q, ref, byAppID)
+	if aerr != nil {
+		return aerr
+	}
+	if len(rest) == 0 {
+		switch q.r.Method {
+		case http.MethodGet:
+			return s.writeApplication(q, http.StatusOK, app)
+		case http.MethodPatch:
+			return s.patchApplication(q, app)
+		case http.MethodDelete:
+			if err := s.store.DeleteApplication(q.ctx(), app.ObjectID); err != nil {
+				return backend(err)
+			}
+			q.w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		return methodNotAllowed()
+	}
+	switch {
+	case rest[0] == "addPassword" && len(rest) == 1 && q.r.Method == http.MethodPost:
+		return s.addPassword(q, app)
+	case rest[0] == "removePassword" && len(rest) == 1 && q.r.Method == http.MethodPost:
+		return s.removePassword(q, app)
+	case rest[0] == "federatedIdentityCredentials" || strings.HasPrefix(rest[0], "federatedIdentityCredentials("):
+		return s.federatedCredentials(q, app, rest)
+	}
+	return badRequest("BadRequest", "Resource not found for the segment '%s'.", rest[0])
+}
+
+func methodNotAllowed() *apiError {
+	return newError(http.StatusMethodNotAllowed, "Request_BadRequest", "The HTTP method is not allowed on this resource.")
+}
+
+func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Application, *apiError) {
+	var app store.Application
+	var err error
+	if byAppID {
+		app, err = s.store.GetApplicationByAppID(q.ctx(), q.caller.TenantID, ref)
+	} else {
+		app, err = s.store.GetApplication(q.ctx(), ref)
+		if err == nil && app.TenantID != q.caller.TenantID {
+			err = store.ErrNotFound // another tenant's object does not exist here
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return app, notFound("Resource '%s' does not exist or one of its queried reference-property objects are not present.", ref)
+	}
+	if err != nil {
+		return app, backend(err)
+	}
+	if q.ownedOnly {
+		owned, err := s.owns(q, app.ObjectID)
+		if err != nil {
+			return app, backend(err)
+		}
+		if !owned {
+			return app, denied()
+		}
+	}
+	return app, nil
+}
+
+// owns reports whether the caller owns the application.
+func (s *Server) owns(q *request, objectID string) (bool, error) {
+	owners, err := s.store.ListApplicationOwners(q.ctx(), objectID)
+	return slices.Contains(owners, q.caller.ObjectID), err
+}
+
+func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError) {
+	out := appJSON{ID: app.ObjectID, AppID: app.AppID, DisplayName: app.DisplayName, IdentifierURIs: app.IdentifierURIs,
+		AppRoles: app.AppRoles, CreatedDateTime: graphTime(app.CreatedAt),
+		PasswordCredentials: []passwordJSON{}, KeyCredentials: []keyJSON{}}
+	if out.IdentifierURIs == nil {
+		out.IdentifierURIs = []string{}
+	}
+	if out.AppRoles == nil {
+		out.AppRoles = []store.AppRole{}
+	}
+	if app.AccessTokenAcceptedVersion != 0 {
+		v := app.AccessTokenAcceptedVersion
+		out.API.RequestedAccessTokenVersion = &v
+	}
+	pws, err := s.store.ListPasswordCredentials(q.ctx(), app.ObjectID)
+	if err != nil {
+		return out, backend(err)
+	}
+	for _, p := range pws {
+		out.PasswordCredentials = append(out.PasswordCredentials, passwordJSON{KeyID: p.KeyID, DisplayName: p.DisplayName, Hint: p.Hint,
+			StartDateTime: graphTime(p.StartDateTime), EndDateTime: graphTime(p.EndDateTime)})
+	}
+	keys, err := s.store.ListKeyCredentials(q.ctx(), app.ObjectID)
+	if err != nil {
+		return out, backend(err)
+	}
+	for _, k := range keys {
+		out.KeyCredentials = append(out.KeyCredentials, keyJSON{KeyID: k.KeyID, DisplayName: k.DisplayName, Type: "AsymmetricX509Cert", Usage: "Verify",
+			CustomKeyIdentifier: strings.ToUpper(hex.EncodeToString(k.ThumbprintSHA1)), StartDateTime: graphTime(k.StartDateTime), EndDateTime: graphTime(k.EndDateTime)})
+	}
+	return out, nil
+}
+
+func (s *Server) writeApplication(q *request, status int, app store.Application) *apiError {
+	out, aerr := s.appJSON(q, app)
+	if aerr != nil {
+		return aerr
+	}
+	out.Context = base(q.r) + "applications/$entity"
+	writeJSON(q.w, status, out)
+	return nil
+}
+
+// listApplications supports $filter on appId and displayName (eq), $top and
+// paging through @odata.nextLink.
+func (s *Server) listApplications(q *request) *apiError {
+	apps, err := s.store.ListApplications(q.ctx(), q.caller.TenantID)
+	if err != nil {
+		return backend(err)
+	}
+	if q.ownedOnly {
+		var owned []store.Application
+		for _, a := range apps {
+			ok, err := s.owns(q, a.ObjectID)
+			if err != nil {
+				return backend(err)
+			}
+			if ok {
+				owned = append(owned, a)
+			}
+		}
+		apps = owned
+	}
+	query := q.r.URL.Query()
+	if f := query.Get("$filter"); f != "" {
+		prop, value, ok := parseEqFilter(f)
+		if !ok || (prop != "appId" && prop != "displayName") {
+			return badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '%s' of resource 'Application'.", prop)
+		}
+		var kept []store.Application
+		for _, a := range apps {
+			if (prop == "appId" && a.AppID == value) || (prop == "displayName" && a.DisplayName == value) {
+				kept = append(kept, a)
+			}
+		}
+		apps = kept
+	}
+	top, skip := 100, 0
+	if t := query.Get("$top"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > 999 {
+			return badRequest("Request_BadRequest", "Invalid page size specified: '%s'. Must be between 1 and 999 inclusive.", t)
+		}
+		top = n
+	}
+	if t := query.Get("$skiptoken"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return badRequest("Request_BadRequest", "Invalid skip token '%s'.", t)
+		}
+		skip = n
+	}
+	page := []appJSON{}
+	for i := skip; i < len(apps) && i < skip+top; i++ {
+		a, aerr := s.appJSON(q, apps[i])
+		if aerr != nil {
+			return aerr
+		}
+		page = append(page, a)
+	}
+	body := map[string]any{"@odata.context": base(q.r) + "applications", "value": page}
+	if skip+top < len(apps) {
+		next := *q.r.URL
+		nq := next.Query()
+		nq.Set("$skiptoken", strconv.Itoa(skip+top))
+		nq.Set("$top", strconv.Itoa(top))
+		next.RawQuery = nq.Encode()
+		body["@odata.nextLink"] = origin(q.r) + next.RequestURI()
+	}
+	writeJSON(q.w, http.StatusOK, body)
+	return nil
+}
+
+// parseEqFilter reads `prop eq 'value'`.
+func parseEqFilter(f string) (prop, value string, ok bool) {
+	prop, rest, ok := strings.Cut(strings.TrimSpace(f), " eq ")
+	rest = strings.TrimSpace(rest)
+	if !ok || len(rest) < 2 || rest[0] != '\'' || rest[len(rest)-1] != '\'' {
+		return strings.TrimSpace(prop), "", false
+	}
+	return strings.TrimSpace(prop), strings.ReplaceAll(rest[1:len(rest)-1], "''", "'"), true
+}
+
+func (s *Server) createApplication(q *request) *apiError {
+	var in appInput
+	if aerr := decode(q.r, &in); aerr != nil {
+		return aerr
+	}
+	if in.DisplayName == nil || strings.TrimSpace(*in.DisplayName) == "" {
+		return badRequest("Request_BadRequest", "Property 'displayName' is required.")
+	}
+	app := store.Application{ObjectID: uuid.NewString(), TenantID: q.caller.TenantID, AppID: uuid.NewString(), CreatedAt: s.now().UTC()}
+	if aerr := applyAppInput(&app, in); aerr != nil {
+		return aerr
+	}
+	if err := s.store.CreateApplication(q.ctx(), app); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
+		}
+		return backend(err)
+	}
+	// As in Graph, an application created by an app belongs to it.
+	if err := s.store.AddApplicationOwner(q.ctx(), app.ObjectID, q.caller.ObjectID); err != nil {
+		return backend(err)
+	}
+	if in.KeyCredentials != nil {
+		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
+			return aerr
+		}
+	}
+	return s.writeApplication(q, http.StatusCreated, app)
+}
+
+func applyAppInput(app *store.Application, in appInput) *apiError {
+	if in.DisplayName != nil {
+		app.DisplayName = *in.DisplayName
+	}
+	if in.IdentifierURIs != nil {
+		for _, u := range *in.IdentifierURIs {
+			if pu, err := url.Parse(u); err != nil || pu.Scheme == "" {
+				return badRequest("Request_BadRequest", "Values of identifierUris property must follow the format api://<appId>, api://<tenantId>/<string>, or a verified domain; '%s' is not a URI.", u)
+			}
+		}
+		app.IdentifierURIs = *in.IdentifierURIs
+	}
+	if in.AppRoles != nil {
+		roles := *in.AppRoles
+		for i := range roles {
+			if roles[i].ID == "" {
+				roles[i].ID = uuid.NewString()
+			}
+			if roles[i].Value == "" {
+				return badRequest("Request_BadRequest", "Property 'value' is required on an app role.")
+			}
+		}
+		app.AppRoles = roles
+	}
+	if in.API != nil && in.API.RequestedAccessTokenVersion != nil {
+		v := *in.API.RequestedAccessTokenVersion
+		if v != 1 && v != 2 {
+			return badRequest("Request_BadRequest", "Property 'requestedAccessTokenVersion' must be 1, 2 or null; %d is not.", v)
+		}
+		app.AccessTokenAcceptedVersion = v
+	}
+	return nil
+}
+
+func (s *Server) patchApplication(q *request, app store.Application) *apiError {
+	var in appInput
+	if aerr := decode(q.r, &in); aerr != nil {
+		return aerr
+	}
+	if aerr := applyAppInput(&app, in); aerr != nil {
+		return aerr
+	}
+	if err := s.store.UpdateApplication(q.ctx(), app); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
+		}
+		return backend(err)
+	}
+	if in.KeyCredentials != nil {
+		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
+			return aerr
+		}
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// replaceKeys makes the app's certificates those of keys: new ones carry
+// "key" (base64 DER), existing ones are named by keyId.
+func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) *apiError {
+	existing, err := s.store.ListKeyCredentials(q.ctx(), app.ObjectID)
+	if err != nil {
+		return backend(err)
+	}
+	keep := map[string]bool{}
+	var add []store.KeyCredential
+	for _, k := range keys {
+		if k.Key == "" {
+			keep[k.KeyID] = true
+			continue
+		}
+		der, err := base64.StdEncoding.DecodeString(k.Key)
+		if err != nil {
+			return badRequest("Request_BadRequest", "Property 'key' of a key credential must be a base64 certificate.")
+		}
+		kc, err := directory.KeyCredential(app.ObjectID, uuid.NewString(), k.DisplayName, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		if err != nil {
+			return badRequest("Request_BadRequest", "Key credential %q: %v.", k.DisplayName, err)
+		}
+		add = append(add, kc)
+	}
+	for _, k := range existing {
+		if !keep[k.KeyID] {
+			if err := s.store.DeleteKeyCredential(q.ctx(), app.ObjectID, k.KeyID); err != nil {
+				return backend(err)
+			}
+		}
+	}
+	for _, k := range add {
+		if err := s.store.AddKeyCredential(q.ctx(), k); err != nil {
+			return backend(err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) addPassword(q *request, app store.Application) *apiError {
+	var in struct {
+		PasswordCredential struct {
+			DisplayName string `json:"displayName"`
+			EndDateTime string `json:"endDateTime"`
+		} `json:"passwordCredential"`
+	}
+	if aerr := decode(q.r, &in); aerr != nil {
+		return aerr
+	}
+	lifetime := secretLifetime
+	if e := in.PasswordCredential.EndDateTime; e != "" {
+		end, err := time.Parse(time.RFC3339, e)
+		if err != nil || !end.After(s.now()) {
+			return badRequest("Request_BadRequest", "Property 'endDateTime' must be a future date and time in ISO 8601 format; '%s' is not.", e)
+		}
+		lifetime = end.Sub(s.now())
+	}
+	cred, secret, err := directory.NewPasswordCredential(app.ObjectID, in.PasswordCredential.DisplayName, s.now().UTC(), lifetime)
+	if err != nil {
+		return backend(err)
+	}
+	if err := s.store.AddPasswordCredential(q.ctx(), cred); err != nil {
+		return backend(err)
+	}
+	writeJSON(q.w, http.StatusOK, struct {
+		Context string `json:"@odata.context"`
+		passwordJSON
+	}{base(q.r) + "microsoft.graph.passwordCredential", passwordJSON{
+		KeyID: cred.KeyID, DisplayName: cred.DisplayName, Hint: cred.Hint,
+		StartDateTime: graphTime(cred.StartDateTime), EndDateTime: graphTime(cred.EndDateTime), SecretText: &secret,
+	}})
+	return nil
+}
+
+func (s *Server) removePassword(q *request, app store.Application) *apiError {
+	var in struct {
+		KeyID string `json:"keyId"`
+	}
+	if aerr := decode(q.r, &in); aerr != nil {
+		return aerr
+	}
+	if err := s.store.DeletePasswordCredential(q.ctx(), app.ObjectID, in.KeyID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("Request_BadRequest", "No password credential found with keyId '%s'.", in.KeyID)
+		}
+		return backend(err)
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}

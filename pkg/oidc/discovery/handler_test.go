@@ -1,0 +1,487 @@
+package discovery_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/discovery"
+)
+
+const discoveryPath = "/.well-known/openid-configuration"
+
+// fixture is a handler over one issuer whose keys the test sets.
+type fixture struct {
+	src     *source
+	issuer  *discovery.Issuer
+	handler *discovery.Handler
+}
+
+func newFixture(t *testing.T, issuer string, opts []discovery.Option, hopts ...discovery.HandlerOption) *fixture {
+	t.Helper()
+	f := &fixture{src: newSource()}
+	var err error
+	f.issuer, err = discovery.NewIssuer(f.src, issuer, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler, err = discovery.New([]*discovery.Issuer{f.issuer}, hopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.issuer.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+// publish sets the keys and waits until the issuer serves them.
+func (f *fixture) publish(t *testing.T, keys ...signingKey) {
+	t.Helper()
+	var jwks []jose.JSONWebKey
+	for _, k := range keys {
+		jwks = append(jwks, k.jwk)
+	}
+	f.src.publish(jwks...)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.issuer.Status().Keys != len(keys) || !f.issuer.Status().Ready {
+		if time.Now().After(deadline) {
+			t.Fatalf("the issuer did not publish %d keys: %+v", len(keys), f.issuer.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type request struct {
+	method, target string
+	header         http.Header
+	remote         string
+}
+
+func (f *fixture) do(r request) *http.Response {
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	req := httptest.NewRequest(r.method, r.target, nil)
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if r.remote != "" {
+		req.RemoteAddr = r.remote
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func body(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDiscoveryDocument(t *testing.T) {
+	for _, tc := range []struct {
+		name, issuer, wantJWKS, target string
+		keys                           func(t *testing.T) []signingKey
+		wantAlgs                       []string
+	}{
+		{"host only", "https://oidc.example.org", "https://oidc.example.org/keys", "https://oidc.example.org" + discoveryPath,
+			func(t *testing.T) []signingKey { return []signingKey{newRSA(t, "a", 2048)} }, []string{"RS256"}},
+		{"path kept, no slash added", "https://oidc.example.org/tenant-a", "https://oidc.example.org/tenant-a/keys", "https://oidc.example.org/tenant-a" + discoveryPath,
+			func(t *testing.T) []signingKey { return []signingKey{newRSA(t, "a", 2048), newEC(t, "b")} }, []string{"ES256", "RS256"}},
+		{"trailing slash kept", "https://oidc.example.org/", "https://oidc.example.org/keys", "https://oidc.example.org" + discoveryPath,
+			func(t *testing.T) []signingKey { return []signingKey{newEC(t, "b")} }, []string{"ES256"}},
+		{"port kept", "https://oidc.example.org:8443", "https://oidc.example.org:8443/keys", "https://oidc.example.org:8443" + discoveryPath,
+			func(t *testing.T) []signingKey { return []signingKey{newRSA(t, "a", 2048)} }, []string{"RS256"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.issuer, nil)
+			f.publish(t, tc.keys(t)...)
+			resp := f.do(request{target: tc.target})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body(t, resp))
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(body(t, resp), &doc); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{
+				"issuer": tc.issuer, "jwks_uri": tc.wantJWKS, "authorization_endpoint": "",
+				"response_types_supported": []any{"id_token"}, "subject_types_supported": []any{"public"},
+			}
+			var algs []any
+			for _, a := range tc.wantAlgs {
+				algs = append(algs, a)
+			}
+			want["id_token_signing_alg_values_supported"] = algs
+			got, _ := json.Marshal(doc)
+			exp, _ := json.Marshal(want)
+			if !bytes.Equal(got, exp) {
+				t.Fatalf("discovery =\n%s\nwant\n%s", got, exp)
+			}
+		})
+	}
+}
+
+func TestKeysDocument(t *testing.T) {
+	keys := []signingKey{newRSA(t, "k2", 2048), newEC(t, "k1")}
+	for _, omitUse := range []bool{false, true} {
+		var opts []discovery.Option
+		if omitUse {
+			opts = append(opts, discovery.WithoutKeyUse())
+		}
+		f := newFixture(t, "https://oidc.example.org", opts)
+		f.publish(t, keys...)
+		raw := body(t, f.do(request{target: "https://oidc.example.org/keys"}))
+		var doc struct {
+			Keys []map[string]any `json:"keys"`
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Keys) != 2 || doc.Keys[0]["kid"] != "k1" || doc.Keys[1]["kid"] != "k2" {
+			t.Fatalf("keys not in kid order: %s", raw)
+		}
+		for _, k := range doc.Keys {
+			for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+				if _, ok := k[private]; ok {
+					t.Fatalf("key %v carries private member %q", k["kid"], private)
+				}
+			}
+			wantAlg := map[string]string{"RSA": "RS256", "EC": "ES256"}[k["kty"].(string)]
+			if k["alg"] != wantAlg {
+				t.Errorf("key %v: alg %v, want %s", k["kid"], k["alg"], wantAlg)
+			}
+			if use, ok := k["use"]; omitUse == ok || (!omitUse && use != "sig") {
+				t.Errorf("omitUse=%v: key %v has use %v (present %v)", omitUse, k["kid"], use, ok)
+			}
+		}
+	}
+}
+
+// TestGoOIDCVerifies is the relying party's view: go-oidc discovers the
+// issuer through the handler and verifies a token signed by a published
+// key, and refuses one whose key is not published.
+func TestGoOIDCVerifies(t *testing.T) {
+	src := newSource()
+	srv := httptest.NewServer(nil)
+	defer srv.Close()
+	issuerURL := srv.URL + "/td/example"
+	iss, err := discovery.NewIssuer(src, issuerURL, discovery.WithAllowedHosts("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := discovery.New([]*discovery.Issuer{iss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go iss.Run(ctx)
+	published, unpublished := newRSA(t, "published", 2048), newRSA(t, "unpublished", 2048)
+	src.publish(published.jwk)
+	for !iss.Status().Ready {
+		time.Sleep(time.Millisecond)
+	}
+
+	provider, err := oidc.NewProvider(ctx, issuerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := provider.Verifier(&oidc.Config{ClientID: "api://AzureADTokenExchange"})
+	sign := func(k signingKey) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.jwk.KeyID}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, _ := json.Marshal(map[string]any{"iss": issuerURL, "sub": "spiffe://example.org/w", "aud": "api://AzureADTokenExchange", "exp": time.Now().Add(time.Hour).Unix()})
+		jws, err := s.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := jws.CompactSerialize()
+		return out
+	}
+	tok, err := verifier.Verify(ctx, sign(published))
+	if err != nil {
+		t.Fatalf("a token signed by a published key: %v", err)
+	}
+	if tok.Subject != "spiffe://example.org/w" {
+		t.Fatalf("subject %q", tok.Subject)
+	}
+	if _, err := verifier.Verify(ctx, sign(unpublished)); err == nil {
+		t.Fatal("a token signed by an unpublished key verified")
+	}
+}
+
+func TestDocumentsAreStableUntilTheKeysChange(t *testing.T) {
+	f := newFixture(t, "https://oidc.example.org", nil)
+	a, b := newRSA(t, "a", 2048), newRSA(t, "b", 2048)
+	f.publish(t, a)
+	get := func() (*http.Response, []byte) {
+		resp := f.do(request{target: "https://oidc.example.org/keys"})
+		return resp, body(t, resp)
+	}
+	r1, b1 := get()
+	r2, b2 := get()
+	if !bytes.Equal(b1, b2) || r1.Header.Get("ETag") != r2.Header.Get("ETag") || r1.Header.Get("ETag") == "" {
+		t.Fatal("two responses for one key set differ")
+	}
+	f.publish(t, b, a) // reordered input: the output is ordered by kid
+	r3, b3 := get()
+	if bytes.Equal(b1, b3) || r3.Header.Get("ETag") == r1.Header.Get("ETag") {
+		t.Fatal("a new key set kept the old document or ETag")
+	}
+	if !(bytes.Index(b3, []byte(`"kid": "a"`)) < bytes.Index(b3, []byte(`"kid": "b"`))) {
+		t.Fatalf("keys not ordered by kid:\n%s", b3)
+	}
+	f.publish(t, a, b)
+	_, b4 := get()
+	if !bytes.Equal(b3, b4) {
+		t.Fatal("the same keys in another order rendered differently")
+	}
+}
+
+func TestConditionalRequests(t *testing.T) {
+	f := newFixture(t, "https://oidc.example.org", []discovery.Option{discovery.WithMaxAge(42 * time.Second)})
+	f.publish(t, newRSA(t, "a", 2048))
+	for _, path := range []string{discoveryPath, "/keys"} {
+		target := "https://oidc.example.org" + path
+		first := f.do(request{target: target})
+		etag, modified := first.Header.Get("ETag"), first.Header.Get("Last-Modified")
+		if cc := first.Header.Get("Cache-Control"); cc != "public, max-age=42" {
+			t.Fatalf("Cache-Control %q", cc)
+		}
+		if first.Header.Get("Content-Type") != "application/json" || etag == "" || modified == "" {
+			t.Fatalf("%s: headers %v", path, first.Header)
+		}
+		gz := f.do(request{target: target, header: http.Header{"Accept-Encoding": {"gzip"}}}).Header.Get("ETag")
+		modTime, _ := http.ParseTime(modified)
+		for _, tc := range []struct {
+			name   string
+			header http.Header
+			want   int
+		}{
+			{"matching etag", http.Header{"If-None-Match": {etag}}, 304},
+			{"gzip etag", http.Header{"If-None-Match": {gz}}, 304},
+			{"weak etag in a list", http.Header{"If-None-Match": {`"other", W/` + etag}}, 304},
+			{"star", http.Header{"If-None-Match": {"*"}}, 304},
+			{"other etag", http.Header{"If-None-Match": {`"other"`}}, 200},
+			{"other etag wins over a later date", http.Header{"If-None-Match": {`"other"`}, "If-Modified-Since": {modTime.Add(time.Hour).Format(http.TimeFormat)}}, 200},
+			{"same date", http.Header{"If-Modified-Since": {modified}}, 304},
+			{"earlier date", http.Header{"If-Modified-Since": {modTime.Add(-time.Second).Format(http.TimeFormat)}}, 200},
+			{"bad date", http.Header{"If-Modified-Since": {"yesterday"}}, 200},
+		} {
+			resp := f.do(request{target: target, header: tc.header})
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s %s: status %d, want %d", path, tc.name, resp.StatusCode, tc.want)
+			}
+			if tc.want == 304 && (len(body(t, resp)) != 0 || resp.Header.Get("ETag") != etag && resp.Header.Get("ETag") != gz) {
+				t.Errorf("%s %s: a 304 with a body or without the ETag", path, tc.name)
+			}
+		}
+	}
+}
+
+func TestHeadAndGzip(t *testing.T) {
+	f := newFixture(t, "https://oidc.example.org", nil)
+	f.publish(t, newRSA(t, "a", 2048))
+	target := "https://oidc.example.org/keys"
+	plain := body(t, f.do(request{target: target}))
+
+	head := f.do(request{method: http.MethodHead, target: target})
+	if head.StatusCode != 200 || head.Header.Get("Content-Length") != itoa(len(plain)) || len(body(t, head)) != 0 {
+		t.Fatalf("HEAD: status %d length %q body present", head.StatusCode, head.Header.Get("Content-Length"))
+	}
+
+	for accept, wantGzip := range map[string]bool{
+		"gzip": true, "br, gzip;q=0.5": true, "GZIP": true, "gzip;q=0": false, "gzip; q=0.0": false, "identity": false, "": false,
+	} {
+		resp := f.do(request{target: target, header: http.Header{"Accept-Encoding": {accept}}})
+		got := body(t, resp)
+		if resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: no Vary", accept)
+		}
+		if (resp.Header.Get("Content-Encoding") == "gzip") != wantGzip {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q", accept, resp.Header.Get("Content-Encoding"))
+			continue
+		}
+		if resp.Header.Get("Content-Length") != itoa(len(got)) {
+			t.Errorf("Accept-Encoding %q: Content-Length %q for %d bytes", accept, resp.Header.Get("Content-Length"), len(got))
+		}
+		if wantGzip {
+			zr, err := gzip.NewReader(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ = io.ReadAll(zr)
+		}
+		if !bytes.Equal(got, plain) {
+			t.Errorf("Accept-Encoding %q: body differs from the plain one", accept)
+		}
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestMethodsAndPaths(t *testing.T) {
+	f := newFixture(t, "https://oidc.example.org", nil)
+	if resp := f.do(request{target: "https://oidc.example.org/keys"}); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("before any key: status %d", resp.StatusCode)
+	}
+	f.publish(t, newRSA(t, "a", 2048))
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions, "TRACE"} {
+		resp := f.do(request{method: m, target: "https://oidc.example.org" + discoveryPath})
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s: status %d Allow %q", m, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	}
+	for _, p := range []string{"/", "/keys/", "/.well-known/openid-configuration/", "/KEYS", "/.well-known/jwks.json"} {
+		if resp := f.do(request{target: "https://oidc.example.org" + p}); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestHostAllowlistOnEveryEndpoint(t *testing.T) {
+	proxies := discovery.WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8"))
+	f := newFixture(t, "https://oidc.example.org", []discovery.Option{discovery.WithAllowedHosts("oidc.example.org", "oidc.internal")}, proxies)
+	f.publish(t, newRSA(t, "a", 2048))
+	const untrusted, trusted = "192.0.2.7:5000", "10.1.2.3:5000"
+	for _, path := range []string{discoveryPath, "/keys"} {
+		for _, tc := range []struct {
+			name, host, remote string
+			header             http.Header
+			want               int
+		}{
+			{"allowed host", "oidc.example.org", untrusted, nil, 200},
+			{"allowed host with port, any case", "OIDC.Example.org:443", untrusted, nil, 200},
+			{"second allowed host", "oidc.internal", untrusted, nil, 200},
+			{"other host", "evil.example", untrusted, nil, 400},
+			{"forwarded host from an untrusted peer is ignored", "evil.example", untrusted, http.Header{"X-Forwarded-Host": {"oidc.example.org"}}, 400},
+			{"forwarded host from an untrusted peer cannot turn away", "oidc.example.org", untrusted, http.Header{"X-Forwarded-Host": {"evil.example"}}, 200},
+			{"forwarded host from a trusted proxy", "10.1.2.3:8443", trusted, http.Header{"X-Forwarded-Host": {"oidc.example.org"}}, 200},
+			{"first forwarded hop from a trusted proxy", "10.1.2.3", trusted, http.Header{"X-Forwarded-Host": {"oidc.example.org, evil.example"}}, 200},
+			{"bad forwarded host from a trusted proxy", "oidc.example.org", trusted, http.Header{"X-Forwarded-Host": {"evil.example"}}, 400},
+			{"Forwarded from a trusted proxy", "10.1.2.3", trusted, http.Header{"Forwarded": {`for=192.0.2.1;host="oidc.example.org";proto=https`}}, 200},
+			{"Forwarded from an untrusted peer", "evil.example", untrusted, http.Header{"Forwarded": {"host=oidc.example.org"}}, 400},
+		} {
+			req := request{target: "https://" + tc.host + path, remote: tc.remote, header: tc.header}
+			resp := f.do(req)
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s %s: status %d, want %d", path, tc.name, resp.StatusCode, tc.want)
+			}
+			if tc.want == 400 && strings.Contains(string(body(t, resp)), "evil") {
+				t.Errorf("%s %s: the refused host is echoed", path, tc.name)
+			}
+		}
+	}
+}
+
+func TestSeveralIssuers(t *testing.T) {
+	a, b, c := newSource(), newSource(), newSource()
+	issA, err := discovery.NewIssuer(a, "https://oidc.example.org/td-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issB, err := discovery.NewIssuer(b, "https://oidc.example.org/td-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issC, err := discovery.NewIssuer(c, "https://oidc.other.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{}
+	if f.handler, err = discovery.New([]*discovery.Issuer{issA, issB, issC}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, src := range []*source{a, b, c} {
+		go []*discovery.Issuer{issA, issB, issC}[i].Run(ctx)
+		src.publish(newRSA(t, []string{"key-a", "key-b", "key-c"}[i], 2048).jwk)
+	}
+	for !issA.Status().Ready || !issB.Status().Ready || !issC.Status().Ready {
+		time.Sleep(time.Millisecond)
+	}
+	for target, want := range map[string]string{
+		"https://oidc.example.org/td-a/keys": "key-a",
+		"https://oidc.example.org/td-b/keys": "key-b",
+		"https://oidc.other.org/keys":        "key-c",
+	} {
+		resp := f.do(request{target: target})
+		if got := string(body(t, resp)); !strings.Contains(got, `"`+want+`"`) || strings.Count(got, `"kid"`) != 1 {
+			t.Errorf("%s: %d %s", target, resp.StatusCode, got)
+		}
+	}
+	if resp := f.do(request{target: "https://oidc.other.org/td-a/keys"}); resp.StatusCode != 400 {
+		t.Errorf("td-a's path on td-c's host: status %d, want 400", resp.StatusCode)
+	}
+
+	dup, _ := discovery.NewIssuer(newSource(), "https://oidc.example.org/td-a")
+	if _, err := discovery.New([]*discovery.Issuer{issA, dup}); err == nil || !strings.Contains(err.Error(), "both serve /td-a") {
+		t.Fatalf("two issuers on one path and host: %v", err)
+	}
+}
+
+func TestPathPrefixAndJWKSURI(t *testing.T) {
+	// A proxy strips /tenant before the request reaches the gateway.
+	f := newFixture(t, "https://oidc.example.org/tenant", []discovery.Option{discovery.WithPathPrefix("/")})
+	f.publish(t, newRSA(t, "a", 2048))
+	resp := f.do(request{target: "https://oidc.example.org" + discoveryPath})
+	if got := string(body(t, resp)); resp.StatusCode != 200 || !strings.Contains(got, `"issuer": "https://oidc.example.org/tenant"`) || !strings.Contains(got, `"jwks_uri": "https://oidc.example.org/tenant/keys"`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, got)
+	}
+	if resp := f.do(request{target: "https://oidc.example.org/keys"}); resp.StatusCode != 200 {
+		t.Fatalf("keys under the stripped prefix: %d", resp.StatusCode)
+	}
+
+	g := newFixture(t, "https://oidc.example.org", []discovery.Option{discovery.WithJWKSURI("https://oidc.example.org/spiffe/jwks.json")})
+	g.publish(t, newRSA(t, "a", 2048))
+	if got := string(body(t, g.do(request{target: "https://oidc.example.org" + discoveryPath}))); !strings.Contains(got, `"jwks_uri": "https://oidc.example.org/spiffe/jwks.json"`) {
+		t.Fatalf("discovery: %s", got)
+	}
+	if resp := g.do(request{target: "https://oidc.example.org/spiffe/jwks.json"}); resp.StatusCode != 200 {
+		t.Fatalf("configured jwks path: %d", resp.StatusCode)
+	}
+}
+
+func TestIssuerValidation(t *testing.T) {
+	for _, tc := range []struct {
+		issuer string
+		opts   []discovery.Option
+		want   string
+	}{
+		{"oidc.example.org", nil, "must be an absolute http(s) URL"},
+		{"ftp://oidc.example.org", nil, "must be an absolute http(s) URL"},
+		{"https://oidc.example.org?x=1", nil, "without user, query or fragment"},
+		{"https://user@oidc.example.org", nil, "without user, query or fragment"},
+		{"https://oidc.example.org", []discovery.Option{discovery.WithJWKSURI("/keys")}, `jwks_uri "/keys" must be an absolute http(s) URL with a path`},
+		{"https://oidc.example.org", []discovery.Option{discovery.WithPathPrefix("oidc")}, `path prefix "oidc" must start with /`},
+		{"https://oidc.example.org", []discovery.Option{discovery.WithAllowedHosts("oidc.example.org:443")}, "must be a bare host name"},
+		{"https://oidc.example.org", []discovery.Option{discovery.WithStaleness(0)}, "must be positive"},
+	} {
+		_, err := discovery.NewIssuer(newSource(), tc.issuer, tc.opts...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.issuer, err, tc.want)
+		}
+	}
+}

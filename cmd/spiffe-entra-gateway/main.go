@@ -20,6 +20,7 @@ Commands:
   app       manage applications and their secrets through the gateway's Graph API
   fic       manage applications' federated identity credentials
   identity  manage user-assigned managed identities and their credentials through the ARM API
+  webhook   the mutating admission webhook giving opted-in pods their Azure identity (Kubernetes)
   version   print the version
 
 Run 'spiffe-entra-gateway <command> -h' for a command's flags.
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ficCommand(args[1:], stdout, stderr)
 	case "identity":
 		return identityCommand(args[1:], stdout, stderr)
+	case "webhook":
+		return webhookCommand(args[1:], stderr)
 	case "version":
 		fmt.Fprintln(stdout, "spiffe-entra-gateway", version.String())
 		return 0

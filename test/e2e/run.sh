@@ -2,7 +2,8 @@
 # The slow end-to-end suites (make e2e): the real Node Azure SDKs, pinned in
 # test/node/package-lock.json, against a development gateway started as a
 # process on free loopback ports; then real SPIRE (built once by
-# test/spire/build.sh) in front of the gateway.
+# test/spire/build.sh) in front of the gateway; then the image (make image),
+# checked and run from its own root filesystem with Debian's runc.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -63,3 +64,7 @@ fi
 echo "== real SPIRE: server, agent and the gateway's discovery provider"
 spire_bin=$(test/spire/build.sh)
 GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/
+
+echo "== image: built without a container runtime, checked, and run read-only with runc"
+make -s image
+GATEWAY_IMAGE_LAYOUT=$root/bin/image GATEWAY_TEST_RUNC=$(test/image/runc.sh) go test -count=1 -v -run TestBuiltImage ./test/image/

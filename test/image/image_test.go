@@ -1,0 +1,338 @@
+package image_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/image"
+)
+
+// TestCheckRefusesABadImage gives Check an image with a shell, a
+// world-writable directory, a symbolic link and no CA certificates.
+func TestCheckRefusesABadImage(t *testing.T) {
+	var buf bytes.Buffer
+	tw := newTar(&buf)
+	tw.dir("tmp", 0o1777)
+	tw.file("bin/sh", 0o755, "#!")
+	tw.link("usr/local/bin/spiffe-entra-gateway", "/bin/sh")
+	tw.close(t)
+	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ = mutate.Config(img, v1.Config{User: "0", Entrypoint: []string{"/bin/sh"}})
+	got := fmt.Sprint(image.Check(img, image.Want{Version: "v1", Source: "https://example.org/src"}))
+	for _, want := range []string{`user "0"`, "entrypoint", "tmp is world-writable", "unexpected file bin/sh",
+		"usr/local/bin/spiffe-entra-gateway: type 2", "etc/ssl/certs/ca-certificates.crt is missing", "label org.opencontainers.image.source"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Check did not report %q: %s", want, got)
+		}
+	}
+}
+
+// TestBuiltImage checks the image make image wrote (GATEWAY_IMAGE_LAYOUT,
+// set by test/e2e/run.sh) and runs its binary from its own root filesystem
+// with runc (GATEWAY_TEST_RUNC), read-only and as the image's user with no
+// capability, as the chart's securityContext runs it.
+func TestBuiltImage(t *testing.T) {
+	dir := os.Getenv("GATEWAY_IMAGE_LAYOUT")
+	if dir == "" {
+		t.Skip("GATEWAY_IMAGE_LAYOUT is not set: make image, then see test/e2e/run.sh")
+	}
+	img, ref, err := image.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chartMeta struct{ Home string }
+	raw, err := os.ReadFile("../../charts/spiffe-entra-gateway/Chart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &chartMeta); err != nil {
+		t.Fatal(err)
+	}
+	version := cf.Config.Labels["org.opencontainers.image.version"]
+	for _, err := range image.Check(img, image.Want{Version: version, Source: chartMeta.Home}) {
+		t.Error(err)
+	}
+	t.Logf("%s: %s", ref, version)
+
+	runc := os.Getenv("GATEWAY_TEST_RUNC")
+	if runc == "" || os.Geteuid() != 0 {
+		t.Skip("running the image needs runc (GATEWAY_TEST_RUNC) and root")
+	}
+	bundle := t.TempDir()
+	if err := image.Extract(img, filepath.Join(bundle, "rootfs")); err != nil {
+		t.Fatal(err)
+	}
+	r := &runtime{t: t, runc: runc, bundle: bundle, state: t.TempDir(), cfg: cf}
+
+	out := r.run("version")
+	if strings.TrimSpace(out) != "spiffe-entra-gateway "+version {
+		t.Errorf("version printed %q, the label says %q", out, version)
+	}
+
+	// serve --config: the discovery provider on a JWKS file and the Entra
+	// endpoint on SQLite, TLS from files, health on loopback.
+	conf := t.TempDir()
+	paths, _, err := devcert.Ensure(filepath.Join(conf, "tls"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	write(t, filepath.Join(conf, "jwks.json"), string(jwks))
+	addrs := freeAddrs(t, 3)
+	oidcAddr, entraAddr, healthAddr := addrs[0], addrs[1], addrs[2]
+	write(t, filepath.Join(conf, "gateway.yaml"), fmt.Sprintf(`
+oidc:
+  listen_addr: %s
+  trust_domain: example.org
+  issuer: https://localhost
+  bundle_file: /config/jwks.json
+entra:
+  listen_addr: %s
+tls:
+  mode: files
+  cert_file: /config/tls/tls.crt
+  key_file: /config/tls/tls.key
+health:
+  listen_addr: %s
+metrics:
+  listen_addr: ""
+`, oidcAddr, entraAddr, healthAddr))
+	chownAll(t, conf, 65532)
+	data := t.TempDir()
+	chownAll(t, data, 65532)
+	r.mounts = []mount{{src: conf, dst: "/config", ro: true}, {src: data, dst: "/var/lib/spiffe-entra-gateway"}}
+	stop := r.start("serve", "--config", "/config/gateway.yaml")
+	defer stop()
+
+	waitFor(t, "http://"+healthAddr+"/livez", nil, r)
+	waitFor(t, "http://"+healthAddr+"/readyz", nil, r)
+	pool, err := devcert.Pool(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	body := waitFor(t, "https://localhost:"+port(oidcAddr)+"/.well-known/openid-configuration", client, r)
+	if !strings.Contains(body, `"issuer":"https://localhost"`) && !strings.Contains(body, `"issuer": "https://localhost"`) {
+		t.Errorf("discovery document %s", body)
+	}
+	if files, _ := os.ReadDir(data); len(files) == 0 {
+		t.Error("the Entra endpoint wrote nothing to its data directory")
+	}
+}
+
+// runtime runs the image's binary with runc from an extracted bundle.
+type runtime struct {
+	t                   *testing.T
+	runc, bundle, state string
+	cfg                 *v1.ConfigFile
+	mounts              []mount
+	n                   int
+	log                 bytes.Buffer
+}
+
+type mount struct {
+	src, dst string
+	ro       bool
+}
+
+// spec writes the bundle's config.json: runc's default spec with the
+// image's entrypoint, user and environment, a read-only root, no
+// capabilities, and the host's network (the test reaches loopback).
+func (r *runtime) spec(args []string) {
+	r.t.Helper()
+	os.Remove(filepath.Join(r.bundle, "config.json"))
+	if out, err := exec.Command(r.runc, "spec", "--bundle", r.bundle).CombinedOutput(); err != nil {
+		r.t.Fatalf("runc spec: %v %s", err, out)
+	}
+	var s map[string]any
+	raw, _ := os.ReadFile(filepath.Join(r.bundle, "config.json"))
+	if err := json.Unmarshal(raw, &s); err != nil {
+		r.t.Fatal(err)
+	}
+	uid, gid, _ := strings.Cut(r.cfg.Config.User, ":")
+	u, _ := strconv.Atoi(uid)
+	g, _ := strconv.Atoi(gid)
+	p := s["process"].(map[string]any)
+	p["terminal"] = false
+	p["args"] = append(append([]string{}, r.cfg.Config.Entrypoint...), args...)
+	p["env"] = r.cfg.Config.Env
+	p["cwd"] = r.cfg.Config.WorkingDir
+	p["user"] = map[string]any{"uid": u, "gid": g}
+	p["noNewPrivileges"] = true
+	p["capabilities"] = map[string]any{"bounding": []string{}, "effective": []string{}, "permitted": []string{}}
+	s["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	linux := s["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n)
+		}
+	}
+	linux["namespaces"] = ns
+	mounts := s["mounts"].([]any)
+	for _, m := range r.mounts {
+		opts := []string{"rbind"}
+		if m.ro {
+			opts = append(opts, "ro")
+		}
+		mounts = append(mounts, map[string]any{"destination": m.dst, "type": "bind", "source": m.src, "options": opts})
+	}
+	s["mounts"] = mounts
+	raw, _ = json.MarshalIndent(s, "", " ")
+	write(r.t, filepath.Join(r.bundle, "config.json"), string(raw))
+}
+
+// run runs the binary with args to completion and returns its output.
+func (r *runtime) run(args ...string) string {
+	r.t.Helper()
+	r.spec(args)
+	r.n++
+	out, err := exec.Command(r.runc, "--root", r.state, "run", "--bundle", r.bundle, fmt.Sprintf("gw-test-%d-%d", os.Getpid(), r.n)).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("runc run %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// start runs the binary with args in the background; stop kills it.
+func (r *runtime) start(args ...string) (stop func()) {
+	r.t.Helper()
+	r.spec(args)
+	r.n++
+	id := fmt.Sprintf("gw-test-%d-%d", os.Getpid(), r.n)
+	cmd := exec.Command(r.runc, "--root", r.state, "run", "--bundle", r.bundle, id)
+	cmd.Stdout, cmd.Stderr = &r.log, &r.log
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	return func() {
+		exec.Command(r.runc, "--root", r.state, "kill", id, "KILL").Run()
+		cmd.Wait()
+		exec.Command(r.runc, "--root", r.state, "delete", "--force", id).Run()
+	}
+}
+
+func waitFor(t *testing.T, url string, client *http.Client, r *runtime) string {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var last string
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s\ncontainer output:\n%s", url, last, r.log.String())
+	return ""
+}
+
+// freeAddrs returns n distinct loopback addresses that were free a moment
+// ago: all are held until each is known, so none is given twice.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
+	}
+	return out
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chownAll(t *testing.T, dir string, id int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, id, id)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tarWriter writes the layers of the images Check must refuse.
+type tarWriter struct{ w *tar.Writer }
+
+func newTar(w io.Writer) tarWriter { return tarWriter{tar.NewWriter(w)} }
+
+func (tw tarWriter) dir(name string, mode int64) {
+	tw.w.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode})
+}
+
+func (tw tarWriter) file(name string, mode int64, body string) {
+	tw.w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(body))})
+	io.WriteString(tw.w, body)
+}
+
+func (tw tarWriter) link(name, target string) {
+	tw.w.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777})
+}
+
+func (tw tarWriter) close(t *testing.T) {
+	if err := tw.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,11 +16,13 @@ import (
 	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -119,23 +121,29 @@ func Kustomize(dir string) (Rendered, error) {
 
 // types are the kinds decoded into k8s.io/api types.
 var types = map[string]func() any{
-	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
-	"v1/Service":                             func() any { return &corev1.Service{} },
-	"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
-	"v1/ServiceAccount":                      func() any { return &corev1.ServiceAccount{} },
-	"v1/PersistentVolumeClaim":               func() any { return &corev1.PersistentVolumeClaim{} },
-	"v1/Pod":                                 func() any { return &corev1.Pod{} },
-	"v1/Namespace":                           func() any { return &corev1.Namespace{} },
-	"networking.k8s.io/v1/Ingress":           func() any { return &networkingv1.Ingress{} },
-	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
-	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"apps/v1/Deployment":                              func() any { return &appsv1.Deployment{} },
+	"v1/Service":                                      func() any { return &corev1.Service{} },
+	"v1/ConfigMap":                                    func() any { return &corev1.ConfigMap{} },
+	"v1/ServiceAccount":                               func() any { return &corev1.ServiceAccount{} },
+	"v1/PersistentVolumeClaim":                        func() any { return &corev1.PersistentVolumeClaim{} },
+	"v1/Pod":                                          func() any { return &corev1.Pod{} },
+	"v1/Namespace":                                    func() any { return &corev1.Namespace{} },
+	"networking.k8s.io/v1/Ingress":                    func() any { return &networkingv1.Ingress{} },
+	"networking.k8s.io/v1/NetworkPolicy":              func() any { return &networkingv1.NetworkPolicy{} },
+	"policy/v1/PodDisruptionBudget":                   func() any { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":          func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"rbac.authorization.k8s.io/v1/ClusterRole":        func() any { return &rbacv1.ClusterRole{} },
+	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return &rbacv1.ClusterRoleBinding{} },
+	"admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": func() any {
+		return &admissionregistrationv1.MutatingWebhookConfiguration{}
+	},
 }
 
 // customKinds are the custom resources the chart may render; they are
 // decoded as maps, with no duplicate keys.
 var customKinds = map[string]bool{
 	"cert-manager.io/v1/Certificate":           true,
+	"cert-manager.io/v1/Issuer":                true,
 	"spire.spiffe.io/v1alpha1/ClusterSPIFFEID": true,
 	"gateway.networking.k8s.io/v1/HTTPRoute":   true,
 	"monitoring.coreos.com/v1/ServiceMonitor":  true,

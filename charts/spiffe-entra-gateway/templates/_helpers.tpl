@@ -110,3 +110,39 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The admission webhook: its object names (cut so that the suffix fits in 63), labels and TLS mode. */}}
+{{- define "seg.webhook.name" -}}
+{{- printf "%s-webhook" (include "seg.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "seg.webhook.configurationName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "seg.webhook.name" .) -}}
+{{- end -}}
+
+{{- define "seg.webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "seg.name" . }}-webhook
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "seg.webhook.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "seg.webhook.selectorLabels" . }}
+app.kubernetes.io/component: webhook
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "seg.webhook.tlsMode" -}}
+{{- $mode := .Values.webhook.tls.mode -}}
+{{- if eq $mode "auto" -}}
+{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1" }}certManager{{ else }}selfManaged{{ end -}}
+{{- else -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces whose pods the webhook never touches. */}}
+{{- define "seg.webhook.excluded" -}}
+{{- toJson (concat (list .Release.Namespace "kube-system") .Values.webhook.excludedNamespaces | uniq) -}}
+{{- end -}}

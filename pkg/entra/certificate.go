@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -41,18 +42,18 @@ func certificateAssertion(assertion, clientID string) *jwt.JSONWebToken {
 // verifyCertificateAssertion checks tok against the app's key credentials:
 // the certificate named by x5t#S256 or x5t, within its validity, the
 // signature, iss = sub = client id, aud = this token endpoint, and the times.
-func (s *Server) verifyCertificateAssertion(r *http.Request, req tokenRequest, cl client, tok *jwt.JSONWebToken) (*aadsts.Error, error) {
+func (s *Server) verifyCertificateAssertion(r *http.Request, req tokenRequest, cl client, tok *jwt.JSONWebToken) error {
 	if !cl.Application {
-		return notRegistered(cl, "", "The client is a managed identity, which has no certificates."), nil
+		return notRegistered(cl, "", "The client is a managed identity, which has no certificates.")
 	}
 	h := tok.Headers[0]
 	s256, sha1 := thumbprint(h.ExtraHeaders["x5t#S256"]), thumbprint(h.ExtraHeaders["x5t"])
 	if s256 == nil && sha1 == nil {
-		return notRegistered(cl, "", "The client assertion has no x5t or x5t#S256 header."), nil
+		return notRegistered(cl, "", "The client assertion has no x5t or x5t#S256 header.")
 	}
 	creds, err := s.store.ListKeyCredentials(r.Context(), cl.OwnerID)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("list key credentials: %w", err)
 	}
 	presented := hex.EncodeToString(sha1)
 	if s256 != nil {
@@ -64,29 +65,29 @@ func (s *Server) verifyCertificateAssertion(r *http.Request, req tokenRequest, c
 		}
 		now := s.opts.now()
 		if now.Before(kc.StartDateTime) || now.After(kc.EndDateTime) {
-			return notRegistered(cl, presented, "The key used is expired."), nil
+			return notRegistered(cl, presented, "The key used is expired.")
 		}
 		cert, err := x509.ParseCertificate(kc.CertDER)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("stored key credential %s: %w", kc.KeyID, err)
 		}
 		var c jwt.Claims
 		if err := tok.Claims(cert.PublicKey, &c); err != nil {
 			return aadsts.New(aadsts.ClientAssertionSignature, "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]",
-				strings.ToUpper(presented), kc.StartDateTime.UTC().Format("01/02/2006 15:04:05"), kc.EndDateTime.UTC().Format("01/02/2006 15:04:05"), cl.AppID), nil
+				strings.ToUpper(presented), kc.StartDateTime.UTC().Format("01/02/2006 15:04:05"), kc.EndDateTime.UTC().Format("01/02/2006 15:04:05"), cl.AppID)
 		}
 		if !strings.EqualFold(c.Subject, cl.AppID) {
-			return aadsts.New(aadsts.ClientAssertionClient, "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at %s .", certDocs), nil
+			return aadsts.New(aadsts.ClientAssertionClient, "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at %s .", certDocs)
 		}
 		if endpoint := req.base + r.URL.Path; !c.Audience.Contains(endpoint) {
-			return aadsts.New(aadsts.ClientAssertionSignature, "The audience '%s' of the client assertion is not the token endpoint '%s'. Review the documentation at %s .", strings.Join(c.Audience, ","), endpoint, certDocs), nil
+			return aadsts.New(aadsts.ClientAssertionSignature, "The audience '%s' of the client assertion is not the token endpoint '%s'. Review the documentation at %s .", strings.Join(c.Audience, ","), endpoint, certDocs)
 		}
-		return federation.TimeRange(now, c.NotBefore, c.Expiry), nil
+		return federation.TimeRange(now, c.NotBefore, c.Expiry)
 	}
-	return notRegistered(cl, presented, "The key was not found."), nil
+	return notRegistered(cl, presented, "The key was not found.")
 }
 
-func notRegistered(cl client, thumbprint, reason string) *aadsts.Error {
+func notRegistered(cl client, thumbprint, reason string) error {
 	return aadsts.New(aadsts.ClientAssertionSignature, "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - %s, Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments if using national cloud.]",
 		reason, strings.ToUpper(thumbprint), cl.AppID)
 }

@@ -2,10 +2,9 @@ package entra
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
 // discoveryV2 is the v2.0 OpenID configuration in Entra's field order.
@@ -45,16 +44,16 @@ func baseURL(r *http.Request) string {
 
 // tenantSegment returns the tenant as Entra writes it into URLs: the tenant
 // id, or the {tenantid} placeholder for the multi-tenant aliases.
-func (s *Server) tenantSegment(r *http.Request) (string, *aadsts.Error, error) {
+func (s *Server) tenantSegment(r *http.Request) (string, error) {
 	name := r.PathValue("tenant")
 	if isMultiTenant(name) {
-		return "{tenantid}", nil, nil
+		return "{tenantid}", nil
 	}
-	t, aerr, err := s.resolveTenant(r.Context(), name)
-	if aerr != nil || err != nil {
-		return "", aerr, err
+	t, err := s.resolveTenant(r.Context(), name)
+	if err != nil {
+		return "", err
 	}
-	return t.ID, nil, nil
+	return t.ID, nil
 }
 
 func isMultiTenant(name string) bool {
@@ -67,13 +66,9 @@ func isMultiTenant(name string) bool {
 
 func (s *Server) discovery(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tid, aerr, err := s.tenantSegment(r)
+		tid, err := s.tenantSegment(r)
 		if err != nil {
-			s.unavailable(w, r, err)
-			return
-		}
-		if aerr != nil {
-			s.fail(w, r, aerr)
+			s.writeError(w, r, err)
 			return
 		}
 		base := baseURL(r) + "/" + tid
@@ -160,14 +155,15 @@ func v1Issuer(tid string) string { return "https://sts.windows.net/" + tid + "/"
 // Entra's does, so that multi-tenant validators can check iss per key.
 func (s *Server) keys(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tid, aerr, err := s.tenantSegment(r)
-		if s.failed(w, r, aerr, err) {
+		tid, err := s.tenantSegment(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		body := s.signer.PublicKeysJSON()
 		if version == 2 {
 			if body, err = withIssuer(body, baseURL(r)+"/"+tid+"/v2.0"); err != nil {
-				s.unavailable(w, r, err)
+				s.writeError(w, r, fmt.Errorf("add the issuer to the key set: %w", err))
 				return
 			}
 		}

@@ -24,7 +24,7 @@ func (s *Server) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	endpoint, err := url.Parse(q.Get("authorization_endpoint"))
 	if q.Get("authorization_endpoint") == "" || err != nil || endpoint.Scheme != "https" || !strings.EqualFold(endpoint.Host, r.Host) {
-		s.fail(w, r, aadsts.New(aadsts.InvalidInstance, "Unknown or invalid instance."))
+		s.writeError(w, r, aadsts.New(aadsts.InvalidInstance, "Unknown or invalid instance."))
 		return
 	}
 	tenant, _, _ := strings.Cut(strings.TrimPrefix(endpoint.Path, "/"), "/")

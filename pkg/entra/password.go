@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 // password is the resource owner password credentials grant (ROPC) for
 // directory users: a public client, or a confidential one with its secret or
 // assertion. The token carries the requested delegated scopes in scp.
-func (s *Server) password(w http.ResponseWriter, r *http.Request, req tokenRequest) {
+func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	ctx := r.Context()
 	scopeParam := "scope"
 	if req.version == 1 && req.form.Get("scope") == "" {
@@ -23,78 +24,57 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, req tokenReque
 	}
 	for _, name := range []string{"client_id", "username", "password", scopeParam} {
 		if req.form.Get(name) == "" {
-			s.fail(w, r, missing(name))
-			return
+			return grant{}, missing(name)
 		}
 	}
-	cl, aerr, err := s.resolveClient(ctx, req.tenant, strings.ToLower(req.form.Get("client_id")))
-	if err == nil && aerr == nil && !cl.Application {
-		aerr = notFoundApp(cl.AppID, req.tenant) // managed identities have no users
+	cl, err := s.resolveClient(ctx, req.tenant, strings.ToLower(req.form.Get("client_id")))
+	if err != nil {
+		return grant{}, err
 	}
-	if s.failed(w, r, aerr, err) {
-		return
+	if !cl.Application {
+		return grant{}, notFoundApp(cl.AppID, req.tenant) // managed identities have no users
 	}
 	auth := authResult{client: cl, acr: "0"}
 	if req.form.Get("client_secret") != "" || req.form.Get("client_assertion") != "" {
-		auth, aerr, err = s.authenticate(r, req, cl, req.form.Get("client_secret"))
-		if s.failed(w, r, aerr, err) {
-			return
+		if auth, err = s.authenticate(r, req, cl, req.form.Get("client_secret")); err != nil {
+			return grant{}, err
 		}
 	}
-	resourceName, wanted, aerr := req.form.Get("resource"), []string{".default"}, (*aadsts.Error)(nil)
+	resourceName, wanted := req.form.Get("resource"), []string{".default"}
 	if scopeParam == "scope" {
-		resourceName, wanted, aerr = delegatedScopes(req.form.Get("scope"))
-	}
-	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		if resourceName, wanted, err = delegatedScopes(req.form.Get("scope")); err != nil {
+			return grant{}, err
+		}
 	}
 	user, err := s.store.GetUserByUPN(ctx, req.tenant.ID, strings.ToLower(req.form.Get("username")))
 	if errors.Is(err, store.ErrNotFound) {
-		s.fail(w, r, aadsts.New(aadsts.UserNotFound, "The user account {EUII Hidden} does not exist in the %s directory. To sign into this application, the account must be added to the directory.", req.tenant.ID))
-		return
+		return grant{}, aadsts.New(aadsts.UserNotFound, "The user account {EUII Hidden} does not exist in the %s directory. To sign into this application, the account must be added to the directory.", req.tenant.ID)
 	}
-	if s.failed(w, r, nil, err) {
-		return
+	if err != nil {
+		return grant{}, fmt.Errorf("get user: %w", err)
 	}
 	if !directory.CheckPassword(user.PasswordHash, req.form.Get("password")) {
-		s.fail(w, r, aadsts.New(aadsts.InvalidUsernameOrPassword, "Error validating credentials due to invalid username or password."))
-		return
+		return grant{}, aadsts.New(aadsts.InvalidUsernameOrPassword, "Error validating credentials due to invalid username or password.")
 	}
-	res, aerr, err := s.resolveResource(ctx, req.tenant, resourceName)
-	if s.failed(w, r, aerr, err) {
-		return
+	res, err := s.resolveResource(ctx, req.tenant, resourceName)
+	if err != nil {
+		return grant{}, err
 	}
-	scopes, aerr := grantScopes(res, resourceName, wanted)
-	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+	scopes, err := grantScopes(res, resourceName, wanted)
+	if err != nil {
+		return grant{}, err
 	}
-	s.issue(w, r, req, grant{auth: auth, user: &user, scopes: scopes}, res, resourceName)
+	return grant{auth: auth, user: &user, scopes: scopes, resource: res, requested: resourceName}, nil
 }
 
-// failed answers an Entra error or a backend failure, and reports whether
-// it did.
-func (s *Server) failed(w http.ResponseWriter, r *http.Request, aerr *aadsts.Error, err error) bool {
-	switch {
-	case err != nil:
-		s.unavailable(w, r, err)
-	case aerr != nil:
-		s.fail(w, r, aerr)
-	default:
-		return false
-	}
-	return true
-}
-
-func invalidScope(scope string) *aadsts.Error {
+func invalidScope(scope string) error {
 	return aadsts.New(aadsts.InvalidScope, "The provided value for the input parameter 'scope' isn't valid. The scope %s isn't valid.", scope)
 }
 
 // delegatedScopes splits "api://x/Read api://x/Write openid" into the
 // resource and the scope values (".default" for all), ignoring OpenID
 // scopes. Scopes of several resources are refused, as Entra does.
-func delegatedScopes(raw string) (string, []string, *aadsts.Error) {
+func delegatedScopes(raw string) (string, []string, error) {
 	var resource string
 	var values []string
 	for _, sc := range strings.Fields(raw) {
@@ -120,7 +100,7 @@ func delegatedScopes(raw string) (string, []string, *aadsts.Error) {
 // grantScopes returns the values of res's enabled delegated scopes that were
 // asked for; ".default" asks for all of them. Users are treated as having
 // consented to every scope a resource publishes.
-func grantScopes(res resource, name string, wanted []string) ([]string, *aadsts.Error) {
+func grantScopes(res resource, name string, wanted []string) ([]string, error) {
 	enabled := map[string]bool{}
 	var all []string
 	for _, sc := range res.App.PermissionScopes {

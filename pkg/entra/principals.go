@@ -3,6 +3,7 @@ package entra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -11,11 +12,11 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
-// Each resolver returns either the object, an Entra error for the caller,
-// or a backend error (answered with 503).
+// Each resolver returns the object, or an error: an *aadsts.Error when the
+// object is not there, or the store's failure (answered with 503).
 
 // resolveTenant finds a tenant by id or by verified domain.
-func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, *aadsts.Error, error) {
+func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, error) {
 	var t store.Tenant
 	var err error
 	if _, perr := uuid.Parse(name); perr == nil {
@@ -24,9 +25,12 @@ func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, 
 		t, err = s.store.GetTenantByDomain(ctx, strings.ToLower(name))
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return t, aadsts.New(aadsts.TenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", name), nil
+		return t, aadsts.New(aadsts.TenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", name)
 	}
-	return t, nil, err
+	if err != nil {
+		return t, fmt.Errorf("get tenant: %w", err)
+	}
+	return t, nil
 }
 
 // client is the principal a token request authenticates: an application or
@@ -42,32 +46,32 @@ type client struct {
 	Application bool
 }
 
-func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, *aadsts.Error, error) {
+func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, error) {
 	app, err := s.store.GetApplicationByAppID(ctx, t.ID, clientID)
 	if err == nil {
 		sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, clientID)
 		if errors.Is(err, store.ErrNotFound) {
-			return client{}, notFoundApp(clientID, t), nil
+			return client{}, notFoundApp(clientID, t)
 		}
 		if err != nil {
-			return client{}, nil, err
+			return client{}, fmt.Errorf("get service principal: %w", err)
 		}
-		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true}, nil, nil
+		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return client{}, nil, err
+		return client{}, fmt.Errorf("get application: %w", err)
 	}
 	mi, err := s.store.GetManagedIdentityByClientID(ctx, t.ID, clientID)
 	if errors.Is(err, store.ErrNotFound) {
-		return client{}, notFoundApp(clientID, t), nil
+		return client{}, notFoundApp(clientID, t)
 	}
 	if err != nil {
-		return client{}, nil, err
+		return client{}, fmt.Errorf("get managed identity: %w", err)
 	}
-	return client{AppID: mi.ClientID, OwnerID: mi.PrincipalID, PrincipalID: mi.PrincipalID}, nil, nil
+	return client{AppID: mi.ClientID, OwnerID: mi.PrincipalID, PrincipalID: mi.PrincipalID}, nil
 }
 
-func notFoundApp(clientID string, t store.Tenant) *aadsts.Error {
+func notFoundApp(clientID string, t store.Tenant) error {
 	return aadsts.New(aadsts.ApplicationNotFound, "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tenantName(t))
 }
 
@@ -86,7 +90,7 @@ type resource struct {
 
 // resolveResource finds the resource app by identifier URI or by appId (with
 // or without an api:// prefix), as Entra accepts either.
-func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, *aadsts.Error, error) {
+func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, error) {
 	app, err := s.store.GetApplicationByIdentifierURI(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		if id := strings.TrimPrefix(name, "api://"); isGUID(id) {
@@ -94,22 +98,22 @@ func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name strin
 		}
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return resource{}, resourceNotFound(name, t), nil
+		return resource{}, resourceNotFound(name, t)
 	}
 	if err != nil {
-		return resource{}, nil, err
+		return resource{}, fmt.Errorf("get resource application: %w", err)
 	}
 	sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, app.AppID)
 	if errors.Is(err, store.ErrNotFound) {
-		return resource{}, resourceNotFound(name, t), nil
+		return resource{}, resourceNotFound(name, t)
 	}
 	if err != nil {
-		return resource{}, nil, err
+		return resource{}, fmt.Errorf("get resource service principal: %w", err)
 	}
-	return resource{App: app, PrincipalID: sp.ObjectID}, nil, nil
+	return resource{App: app, PrincipalID: sp.ObjectID}, nil
 }
 
-func resourceNotFound(name string, t store.Tenant) *aadsts.Error {
+func resourceNotFound(name string, t store.Tenant) error {
 	return aadsts.New(aadsts.ResourceNotFound, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", name, tenantName(t))
 }
 
@@ -122,7 +126,7 @@ func isGUID(s string) bool {
 func (s *Server) roles(ctx context.Context, principalID string, res resource) ([]string, error) {
 	assignments, err := s.store.ListAppRoleAssignments(ctx, principalID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list app role assignments: %w", err)
 	}
 	var out []string
 	for _, a := range assignments {

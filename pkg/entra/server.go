@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 )
 
 // AssertionVerifier decides whether a federated assertion stands in for a
 // client's secret; *federation.Verifier is the implementation.
 type AssertionVerifier interface {
-	Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*federation.Match, *aadsts.Error)
+	// Verify returns the matching credential, or why the assertion is
+	// refused as an *aadsts.Error.
+	Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*federation.Match, error)
 }
 
 // TokenSigner signs access tokens and publishes the keys that verify them;
@@ -87,27 +88,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token(2))
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token(1))
 	return mux
-}
-
-// fail writes e, logging it without any request secret.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *aadsts.Error) {
-	s.opts.logger.Info("token request refused", "path", r.URL.Path, "code", e.Code, "error", e.OAuth)
-	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
-		s.opts.metrics.TokenRefused(*g, e.Code)
-	}
-	aadsts.Write(w, r, e, s.opts.now())
-}
-
-// unavailable answers a failure of the store or the signer with Entra's
-// 503, which the SDKs retry.
-func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.opts.logger.Error("token endpoint backend failure", "path", r.URL.Path, "error", err)
-	e := aadsts.New(aadsts.ServiceUnavailable, "A transient error has occurred. Please try again.")
-	e.RetryAfter = 5 * time.Second
-	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
-		s.opts.metrics.TokenRefused(*g, e.Code)
-	}
-	aadsts.Write(w, r, e, s.opts.now())
 }
 
 // grantKey holds a token request's grant label (*string) in its context.

@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
@@ -46,10 +47,11 @@ func FuzzVerify(f *testing.F) {
 	v := federation.NewVerifier(staticKeys{"k1": {Key: &key.PublicKey, KeyID: "k1", Use: "sig"}},
 		federation.WithClock(func() time.Time { return at.Add(time.Minute) }))
 	f.Fuzz(func(t *testing.T, assertion string) {
-		m, aerr := v.Verify(context.Background(), assertion, creds)
-		if aerr != nil {
-			if aerr.Code == 0 || aerr.Message == "" {
-				t.Fatalf("an error without a code or message: %+v", aerr)
+		m, err := v.Verify(context.Background(), assertion, creds)
+		if err != nil {
+			var aerr *aadsts.Error
+			if !errors.As(err, &aerr) || aerr.Code == 0 || aerr.Message == "" {
+				t.Fatalf("an error that is not an Entra error with a code and message: %+v", err)
 			}
 			return
 		}

@@ -119,11 +119,12 @@ type claims struct {
 const wifDocs = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
 
 // Verify decides whether assertion stands in for the secret of the client
-// whose federated credentials are creds.
-func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*Match, *aadsts.Error) {
-	tok, alg, aerr := v.parse(assertion)
-	if aerr != nil {
-		return nil, aerr
+// whose federated credentials are creds. Every error it returns is an
+// *aadsts.Error: a refusal in Entra's words.
+func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*Match, error) {
+	tok, alg, err := v.parse(assertion)
+	if err != nil {
+		return nil, err
 	}
 	var c claims
 	var all map[string]any
@@ -133,15 +134,15 @@ func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.F
 	if isEntraIssuer(c.Issuer) {
 		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
 	}
-	cred, aud, aerr := v.match(c, all, creds)
-	if aerr != nil {
-		return nil, aerr
+	cred, aud, err := v.match(c, all, creds)
+	if err != nil {
+		return nil, err
 	}
-	if aerr := v.checkSignature(ctx, tok, alg, c.Issuer, &all); aerr != nil {
-		return nil, aerr
+	if err := v.checkSignature(ctx, tok, alg, c.Issuer, &all); err != nil {
+		return nil, err
 	}
-	if aerr := v.checkTimes(c); aerr != nil {
-		return nil, aerr
+	if err := v.checkTimes(c); err != nil {
+		return nil, err
 	}
 	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: all}, nil
 }
@@ -152,7 +153,7 @@ func malformed() *aadsts.Error {
 
 // parse accepts only a compact JWS with one signature by an allowed
 // asymmetric algorithm and no critical headers.
-func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlgorithm, *aadsts.Error) {
+func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlgorithm, error) {
 	if len(assertion) > v.opts.maxAssertionBytes {
 		return nil, "", aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
 	}
@@ -187,7 +188,7 @@ func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlg
 
 // match finds the credential the assertion satisfies, reporting the first
 // mismatch in Entra's order: issuer, audience, subject.
-func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCredential) (store.FederatedCredential, string, *aadsts.Error) {
+func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCredential) (store.FederatedCredential, string, error) {
 	if len(creds) == 0 {
 		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoFederatedCredentials, "Client application has no configured federated identity credentials.")
 	}
@@ -246,7 +247,7 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 
 // checkSignature finds the key by kid only; jku, x5u and jwk headers are
 // never followed.
-func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, alg jose.SignatureAlgorithm, issuer string, out *map[string]any) *aadsts.Error {
+func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, alg jose.SignatureAlgorithm, issuer string, out *map[string]any) error {
 	kid := tok.Headers[0].KeyID
 	key, err := v.keys.Key(ctx, issuer, kid)
 	switch {
@@ -271,7 +272,7 @@ const entraTime = "2006-01-02T15:04:05.0000000Z"
 // TimeRange checks a client assertion's exp and nbf against now with
 // ClockSkew, failing with Entra's AADSTS700024, which shows a missing nbf
 // as 1970 and requires exp. Certificate assertions share this check.
-func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) *aadsts.Error {
+func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) error {
 	now = now.UTC()
 	from, until := time.Unix(0, 0).UTC(), time.Time{}
 	if nbf != nil {
@@ -287,9 +288,9 @@ func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) *aadsts.Error {
 	return nil
 }
 
-func (v *Verifier) checkTimes(c claims) *aadsts.Error {
-	if aerr := TimeRange(v.opts.now(), c.NotBefor, c.Expiry); aerr != nil {
-		return aerr
+func (v *Verifier) checkTimes(c claims) error {
+	if err := TimeRange(v.opts.now(), c.NotBefor, c.Expiry); err != nil {
+		return err
 	}
 	nbf, exp := time.Unix(0, 0), c.Expiry.Time()
 	if c.NotBefor != nil {

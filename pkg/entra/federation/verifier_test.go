@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -275,7 +276,7 @@ func TestVerifyOptions(t *testing.T) {
 	t.Run("HMAC never allowed", func(t *testing.T) {
 		w := newWorld(t, federation.WithAlgorithms(jose.RS256, jose.HS256))
 		tok := oidcissuer.Sign(t, jose.HS256, make([]byte, 32), map[jose.HeaderKey]any{"kid": w.is.RSAKID}, claims(w.is.URL))
-		if _, aerr := w.verifier.Verify(context.Background(), tok, w.creds); aerr == nil || aerr.Code != 5002738 {
+		if aerr := refusal(w.verifier.Verify(context.Background(), tok, w.creds)); aerr == nil || aerr.Code != 5002738 {
 			t.Fatalf("HS256 got %v", aerr)
 		}
 	})
@@ -290,14 +291,14 @@ func TestVerifyOptions(t *testing.T) {
 			t.Fatalf("GitHub-shaped token: %v %+v", aerr, m)
 		}
 		for _, bad := range [][2]string{{"repo:contoso/app:pull_request", "contoso"}, {"repo:contoso/app:ref:refs/heads/main", "fabrikam"}} {
-			if _, aerr := w.verifier.Verify(context.Background(), gh(bad[0], bad[1]), w.creds); aerr == nil || aerr.Code != 7002131 ||
+			if aerr := refusal(w.verifier.Verify(context.Background(), gh(bad[0], bad[1]), w.creds)); aerr == nil || aerr.Code != 7002131 ||
 				!strings.Contains(aerr.Error(), "no federated identity credential expression matched") {
 				t.Errorf("%v: got %v, want AADSTS7002131", bad, aerr)
 			}
 		}
 		tok := oidcissuer.Sign(t, jose.RS256, w.is.RSA, map[jose.HeaderKey]any{"kid": w.is.RSAKID},
 			claims(w.is.URL, set("aud", "api://github"), set("sub", "repo:contoso/app:ref:refs/heads/main"), set("repository_owner", 42)))
-		if _, aerr := w.verifier.Verify(context.Background(), tok, w.creds); aerr == nil || aerr.Code != 7002131 {
+		if aerr := refusal(w.verifier.Verify(context.Background(), tok, w.creds)); aerr == nil || aerr.Code != 7002131 {
 			t.Errorf("a non-string claim matched: %v", aerr)
 		}
 	})
@@ -317,7 +318,7 @@ func TestVerifyIssuerFailures(t *testing.T) {
 		w := newWorld(t)
 		tok := oidcissuer.Sign(t, jose.RS256, w.is.RSA, map[jose.HeaderKey]any{"kid": w.is.RSAKID}, claims(w.is.URL))
 		w.is.Close()
-		if _, aerr := w.verifier.Verify(context.Background(), tok, w.creds); aerr == nil || aerr.Code != 90061 || aerr.Status != http.StatusBadRequest {
+		if aerr := refusal(w.verifier.Verify(context.Background(), tok, w.creds)); aerr == nil || aerr.Code != 90061 || aerr.Status != http.StatusBadRequest {
 			t.Fatalf("got %v, want AADSTS90061", aerr)
 		}
 	})
@@ -325,7 +326,7 @@ func TestVerifyIssuerFailures(t *testing.T) {
 		w := newWorld(t)
 		w.is.ClaimIssuer(w.is.URL + "/")
 		tok := oidcissuer.Sign(t, jose.RS256, w.is.RSA, map[jose.HeaderKey]any{"kid": w.is.RSAKID}, claims(w.is.URL))
-		if _, aerr := w.verifier.Verify(context.Background(), tok, w.creds); aerr == nil || aerr.Code != 90061 {
+		if aerr := refusal(w.verifier.Verify(context.Background(), tok, w.creds)); aerr == nil || aerr.Code != 90061 {
 			t.Fatalf("got %v, want AADSTS90061", aerr)
 		}
 	})
@@ -345,4 +346,14 @@ func TestVerifyIssuerFailures(t *testing.T) {
 			t.Errorf("discovery %d, JWKS %d fetches; want one initial fetch and one refresh", d, j)
 		}
 	})
+}
+
+// refusal is Verify's error as the Entra error every refusal must be; nil
+// when Verify accepted.
+func refusal(_ *federation.Match, err error) *aadsts.Error {
+	var aerr *aadsts.Error
+	if err != nil && !errors.As(err, &aerr) {
+		panic("Verify returned an error that is not an Entra error: " + err.Error())
+	}
+	return aerr
 }

@@ -1,0 +1,33 @@
+package entra
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+)
+
+// writeError is the endpoint's one error writer. A refusal (*aadsts.Error
+// anywhere in err's chain) is written as Entra writes it; anything else is
+// a failure of the store or the signer, logged with its cause and answered
+// with Entra's 503, which the SDKs retry. Request secrets are never logged.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *aadsts.Error
+	if errors.As(err, &e) {
+		s.opts.logger.Info("token request refused", "path", r.URL.Path, "code", e.Code, "error", e.OAuth)
+	} else {
+		s.opts.logger.Error("token endpoint backend failure", "path", r.URL.Path, "error", err)
+		e = aadsts.New(aadsts.ServiceUnavailable, "A transient error has occurred. Please try again.")
+		e.RetryAfter = 5 * time.Second
+	}
+	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
+		s.opts.metrics.TokenRefused(*g, e.Code)
+	}
+	aadsts.Write(w, r, e, s.opts.now())
+}
+
+// missing is Entra's refusal of a request without parameter name.
+func missing(name string) error {
+	return aadsts.New(aadsts.MissingParameter, "The request body must contain the following parameter: '%s'.", name)
+}

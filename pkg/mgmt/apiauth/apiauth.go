@@ -38,6 +38,8 @@ var (
 	// ErrInvalid means the token is not one this gateway issued for the
 	// resource, or it expired.
 	ErrInvalid = errors.New("access token validation failure")
+	// ErrAudience is the ErrInvalid of a token for another resource.
+	ErrAudience = fmt.Errorf("%w: invalid audience", ErrInvalid)
 )
 
 // Verifier checks tokens against the gateway's published signing keys.
@@ -105,12 +107,12 @@ func (v *Verifier) Verify(r *http.Request, audiences ...string) (Caller, error) 
 	if err := json.Unmarshal(c.Aud, &aud); err != nil {
 		var one string
 		if json.Unmarshal(c.Aud, &one) != nil {
-			return Caller{}, fmt.Errorf("%w: invalid audience", ErrInvalid)
+			return Caller{}, ErrAudience
 		}
 		aud = []string{one}
 	}
 	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(audiences, a) }) {
-		return Caller{}, fmt.Errorf("%w: invalid audience", ErrInvalid)
+		return Caller{}, ErrAudience
 	}
 	app := c.AppID
 	if app == "" {

@@ -60,17 +60,23 @@ func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser
 	return &Server{store: s, auth: auth, parse: parse, logger: logger, writing: map[string]bool{}}
 }
 
-// apiError is ARM's CloudError, and for a failure of the store its cause,
-// which is logged, not sent.
+// apiError is ARM's CloudError. Handlers return it, or any other error,
+// which writeError answers.
 type apiError struct {
 	status        int
 	code, message string
-	cause         error
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
-	if e.cause != nil {
-		s.logger.Error("ARM call failed", "method", r.Method, "path", r.URL.Path, "error", e.cause)
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+// writeError is ARM's one error writer: an *apiError is sent as it is, and
+// anything else is a failure of the store, logged with its cause and
+// answered with ARM's 503.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		s.logger.Error("ARM call failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		e = &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later."}
 	}
 	writeJSON(w, e.status, map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
 }
@@ -82,14 +88,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func badRequest(code, format string, args ...any) *apiError {
+func badRequest(code, format string, args ...any) error {
 	return newError(http.StatusBadRequest, code, fmt.Sprintf(format, args...))
 }
 
-func backend(err error) *apiError {
-	e := newError(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
-	e.cause = err
-	return e
+// isNotFound reports ARM's 404 for the identity, from lookup.
+func isNotFound(err error) bool {
+	var e *apiError
+	return errors.As(err, &e) && e.status == http.StatusNotFound
 }
 
 type identityJSON struct {
@@ -122,41 +128,41 @@ type ficJSON struct {
 // and api-version.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-request-id", uuid.NewString())
+	if err := s.serve(w, r); err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	caller, err := s.auth.Verify(r, Audiences...)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`)
 		if errors.Is(err, apiauth.ErrMissing) {
-			s.fail(w, r, newError(http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."))
-		} else {
-			s.fail(w, r, newError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid."))
+			return newError(http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
 		}
-		return
+		return newError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 	}
 	v := r.URL.Query().Get("api-version")
 	switch {
 	case v == "":
-		s.fail(w, r, badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
-		return
+		return badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 	case !slices.Contains(APIVersions, v):
-		s.fail(w, r, badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(APIVersions, ",")))
-		return
+		return badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(APIVersions, ","))
 	}
 	m := path.FindStringSubmatch(r.URL.Path)
 	if m == nil {
-		s.fail(w, r, newError(http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '"+v+"'."))
-		return
+		return newError(http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '"+v+"'.")
 	}
 	sub, rg, name, fics, fic := m[1], m[2], m[3], m[4] != "", m[5]
 	switch {
 	case name == "" && r.Method == http.MethodGet:
-		s.listIdentities(w, r, caller, sub, rg)
+		return s.listIdentities(w, r, caller, sub, rg)
 	case name == "":
-		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 	case !fics:
-		s.identity(w, r, caller, sub, rg, name)
-	default:
-		s.federated(w, r, caller, sub, rg, name, fic)
+		return s.identity(w, r, caller, sub, rg, name)
 	}
+	return s.federated(w, r, caller, sub, rg, name, fic)
 }
 
 func toIdentityJSON(mi store.ManagedIdentity) identityJSON {
@@ -166,7 +172,7 @@ func toIdentityJSON(mi store.ManagedIdentity) identityJSON {
 }
 
 // lookup finds the identity in the caller's tenant.
-func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name string) (store.ManagedIdentity, *apiError) {
+func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name string) (store.ManagedIdentity, error) {
 	mi, err := s.store.GetManagedIdentity(r.Context(), directory.ManagedIdentityID(sub, rg, name))
 	if err == nil && mi.TenantID != caller.TenantID {
 		err = store.ErrNotFound
@@ -175,16 +181,15 @@ func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name st
 		return mi, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s' under resource group '%s' was not found.", identityType, name, rg))
 	}
 	if err != nil {
-		return mi, backend(err)
+		return mi, err
 	}
 	return mi, nil
 }
 
-func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg string) {
+func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg string) error {
 	mis, err := s.store.ListManagedIdentities(r.Context(), caller.TenantID)
 	if err != nil {
-		s.fail(w, r, backend(err))
-		return
+		return err
 	}
 	out := []identityJSON{}
 	for _, mi := range mis {
@@ -193,15 +198,15 @@ func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller a
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	return nil
 }
 
-func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name string) {
+func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name string) error {
 	switch r.Method {
 	case http.MethodGet:
 		mi, aerr := s.lookup(r, caller, sub, rg, name)
 		if aerr != nil {
-			s.fail(w, r, aerr)
-			return
+			return aerr
 		}
 		writeJSON(w, http.StatusOK, toIdentityJSON(mi))
 	case http.MethodPut:
@@ -210,44 +215,40 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 			Tags     map[string]string `json:"tags"`
 		}
 		if aerr := decode(r, &in); aerr != nil {
-			s.fail(w, r, aerr)
-			return
+			return aerr
 		}
 		if in.Location == "" {
-			s.fail(w, r, badRequest("LocationRequired", "The location property is required for this definition."))
-			return
+			return badRequest("LocationRequired", "The location property is required for this definition.")
 		}
 		if mi, aerr := s.lookup(r, caller, sub, rg, name); aerr == nil {
 			writeJSON(w, http.StatusOK, toIdentityJSON(mi)) // ARM's PUT is idempotent
-			return
-		} else if aerr.status != http.StatusNotFound {
-			s.fail(w, r, aerr)
-			return
+			return nil
+		} else if !isNotFound(aerr) {
+			return aerr
 		}
 		mi := store.ManagedIdentity{ID: directory.ManagedIdentityID(sub, rg, name), TenantID: caller.TenantID, SubscriptionID: sub,
 			ResourceGroup: rg, Name: name, Location: in.Location, ClientID: uuid.NewString(), PrincipalID: uuid.NewString()}
 		if err := s.store.CreateManagedIdentity(r.Context(), mi); err != nil {
-			s.fail(w, r, backend(err))
-			return
+			return err
 		}
 		writeJSON(w, http.StatusCreated, toIdentityJSON(mi))
 	case http.MethodDelete:
 		mi, aerr := s.lookup(r, caller, sub, rg, name)
 		if aerr != nil {
 			w.WriteHeader(http.StatusNoContent) // deleting what is not there succeeds, as in ARM
-			return
+			return nil
 		}
 		if err := s.store.DeleteManagedIdentity(r.Context(), mi.ID); err != nil {
-			s.fail(w, r, backend(err))
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusOK)
 	default:
-		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 	}
+	return nil
 }
 
-func decode(r *http.Request, v any) *apiError {
+func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized.")
@@ -258,6 +259,6 @@ func decode(r *http.Request, v any) *apiError {
 	return nil
 }
 
-func newError(status int, code, message string) *apiError {
+func newError(status int, code, message string) error {
 	return &apiError{status: status, code: code, message: message}
 }

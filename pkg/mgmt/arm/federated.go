@@ -22,66 +22,60 @@ func toFICJSON(mi store.ManagedIdentity, c store.FederatedCredential) ficJSON {
 }
 
 // federated serves .../federatedIdentityCredentials[/{name}].
-func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name, fic string) {
+func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name, fic string) error {
 	mi, aerr := s.lookup(r, caller, sub, rg, name)
 	if aerr != nil {
-		if aerr.status == http.StatusNotFound {
+		if isNotFound(aerr) {
 			aerr = newError(http.StatusNotFound, "ParentResourceNotFound", fmt.Sprintf("Failed to perform '%s' on resource(s) of type '%s', because the parent resource '%s' could not be found. The parent user-assigned identity doesn't exist.", r.Method, ficType, directory.ManagedIdentityID(sub, rg, name)))
 		}
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	if fic == "" {
 		if r.Method != http.MethodGet {
-			s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
-			return
+			return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 		}
 		creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
 		if err != nil {
-			s.fail(w, r, backend(err))
-			return
+			return err
 		}
 		out := []ficJSON{}
 		for _, c := range creds {
 			out = append(out, toFICJSON(mi, c))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"value": out})
-		return
+		return nil
 	}
 	existing, err := s.store.GetFederatedCredential(r.Context(), mi.PrincipalID, fic)
 	missing := errors.Is(err, store.ErrNotFound)
 	if err != nil && !missing {
-		s.fail(w, r, backend(err))
-		return
+		return err
 	}
 	switch r.Method {
 	case http.MethodGet:
 		if missing {
-			s.fail(w, r, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s/%s' under resource group '%s' was not found.", ficType, name, fic, rg)))
-			return
+			return newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s/%s' under resource group '%s' was not found.", ficType, name, fic, rg))
 		}
 		writeJSON(w, http.StatusOK, toFICJSON(mi, existing))
 	case http.MethodPut:
 		if !s.begin(mi.ID) {
-			s.fail(w, r, newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-				"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+"."))
-			return
+			return newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+				"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+".")
 		}
 		defer s.end(mi.ID)
-		s.put(w, r, mi, fic, existing, missing)
+		return s.put(w, r, mi, fic, existing, missing)
 	case http.MethodDelete:
 		if missing {
 			w.WriteHeader(http.StatusNoContent)
-			return
+			return nil
 		}
 		if err := s.store.DeleteFederatedCredential(r.Context(), mi.PrincipalID, existing.ID); err != nil {
-			s.fail(w, r, backend(err))
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusOK)
 	default:
-		s.fail(w, r, newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 	}
+	return nil
 }
 
 // begin claims the identity for one credential write; ARM refuses a second
@@ -102,27 +96,22 @@ func (s *Server) end(id string) {
 	delete(s.writing, id)
 }
 
-func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIdentity, name string, existing store.FederatedCredential, missing bool) {
+func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIdentity, name string, existing store.FederatedCredential, missing bool) error {
 	var in struct {
 		Properties *ficProperties `json:"properties"`
 	}
 	if aerr := decode(r, &in); aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	switch {
 	case in.Properties == nil:
-		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential from HTTP body has empty properties."))
-		return
+		return badRequest("BadRequest", "Federated Identity Credential from HTTP body has empty properties.")
 	case !ficName.MatchString(name):
-		s.fail(w, r, badRequest("BadRequest", "Federated Identity Credential name '%s' is invalid. The name of a federated identity credentials must be within 3 and 120 characters, only contains letters (A-Z, a-z), numbers, hyphens and dashes and must start with a number or letter.", name))
-		return
+		return badRequest("BadRequest", "Federated Identity Credential name '%s' is invalid. The name of a federated identity credentials must be within 3 and 120 characters, only contains letters (A-Z, a-z), numbers, hyphens and dashes and must start with a number or letter.", name)
 	case len(in.Properties.Audiences) != 1:
-		s.fail(w, r, badRequest("InvalidFederatedIdentityCredentialsAudienceLength", "Federated identity credentials must have exactly 1 audience."))
-		return
+		return badRequest("InvalidFederatedIdentityCredentialsAudienceLength", "Federated identity credentials must have exactly 1 audience.")
 	case in.Properties.Issuer == "" || in.Properties.Subject == "" || in.Properties.Audiences[0] == "":
-		s.fail(w, r, badRequest("BadRequest", "The request format was unexpected. Federated Identity Credential must specify 'issuer', 'subject' and 'audience'."))
-		return
+		return badRequest("BadRequest", "The request format was unexpected. Federated Identity Credential must specify 'issuer', 'subject' and 'audience'.")
 	}
 	c := existing
 	if missing {
@@ -132,21 +121,17 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	if err := directory.ValidateFederatedCredential(c, s.parse); err != nil {
 		var fe *directory.FieldError
 		if errors.As(err, &fe) {
-			s.fail(w, r, badRequest("BadRequest", "%s", fe.Message))
-			return
+			return badRequest("BadRequest", "%s", fe.Message)
 		}
-		s.fail(w, r, backend(err))
-		return
+		return err
 	}
 	creds, err := s.store.ListFederatedCredentials(r.Context(), mi.PrincipalID)
 	if err != nil {
-		s.fail(w, r, backend(err))
-		return
+		return err
 	}
 	for _, o := range creds {
 		if o.ID != c.ID && o.Issuer == c.Issuer && o.Subject == c.Subject {
-			s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
-			return
+			return badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity.")
 		}
 	}
 	status := http.StatusOK
@@ -157,14 +142,12 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	}
 	switch {
 	case errors.Is(err, store.ErrLimitExceeded):
-		s.fail(w, r, badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials))
-		return
+		return badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials)
 	case errors.Is(err, store.ErrAlreadyExists):
-		s.fail(w, r, badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity."))
-		return
+		return badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity.")
 	case err != nil:
-		s.fail(w, r, backend(err))
-		return
+		return err
 	}
 	writeJSON(w, status, toFICJSON(mi, c))
+	return nil
 }

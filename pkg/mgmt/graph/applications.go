@@ -73,7 +73,7 @@ func graphTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z
 
 // applications routes applications, applications/{id},
 // applications(appId='...') and what lies below them.
-func (s *Server) applications(q *request, segs []string) *apiError {
+func (s *Server) applications(q *request, segs []string) error {
 	var ref string
 	var byAppID bool
 	rest := segs[1:]
@@ -107,7 +107,7 @@ func (s *Server) applications(q *request, segs []string) *apiError {
 			return s.patchApplication(q, app)
 		case http.MethodDelete:
 			if err := s.store.DeleteApplication(q.ctx(), app.ObjectID); err != nil {
-				return backend(err)
+				return err
 			}
 			q.w.WriteHeader(http.StatusNoContent)
 			return nil
@@ -125,11 +125,11 @@ func (s *Server) applications(q *request, segs []string) *apiError {
 	return badRequest("BadRequest", "Resource not found for the segment '%s'.", rest[0])
 }
 
-func methodNotAllowed() *apiError {
+func methodNotAllowed() error {
 	return newError(http.StatusMethodNotAllowed, "Request_BadRequest", "The HTTP method is not allowed on this resource.")
 }
 
-func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Application, *apiError) {
+func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Application, error) {
 	var app store.Application
 	var err error
 	if byAppID {
@@ -144,12 +144,12 @@ func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Ap
 		return app, notFound("Resource '%s' does not exist or one of its queried reference-property objects are not present.", ref)
 	}
 	if err != nil {
-		return app, backend(err)
+		return app, err
 	}
 	if q.ownedOnly {
 		owned, err := s.owns(q, app.ObjectID)
 		if err != nil {
-			return app, backend(err)
+			return app, err
 		}
 		if !owned {
 			return app, denied()
@@ -164,7 +164,7 @@ func (s *Server) owns(q *request, objectID string) (bool, error) {
 	return slices.Contains(owners, q.caller.ObjectID), err
 }
 
-func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError) {
+func (s *Server) appJSON(q *request, app store.Application) (appJSON, error) {
 	out := appJSON{ID: app.ObjectID, AppID: app.AppID, DisplayName: app.DisplayName, IdentifierURIs: app.IdentifierURIs,
 		AppRoles: app.AppRoles, CreatedDateTime: graphTime(app.CreatedAt),
 		PasswordCredentials: []passwordJSON{}, KeyCredentials: []keyJSON{}}
@@ -180,7 +180,7 @@ func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError)
 	}
 	pws, err := s.store.ListPasswordCredentials(q.ctx(), app.ObjectID)
 	if err != nil {
-		return out, backend(err)
+		return out, err
 	}
 	for _, p := range pws {
 		out.PasswordCredentials = append(out.PasswordCredentials, passwordJSON{KeyID: p.KeyID, DisplayName: p.DisplayName, Hint: p.Hint,
@@ -188,7 +188,7 @@ func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError)
 	}
 	keys, err := s.store.ListKeyCredentials(q.ctx(), app.ObjectID)
 	if err != nil {
-		return out, backend(err)
+		return out, err
 	}
 	for _, k := range keys {
 		out.KeyCredentials = append(out.KeyCredentials, keyJSON{KeyID: k.KeyID, DisplayName: k.DisplayName, Type: "AsymmetricX509Cert", Usage: "Verify",
@@ -197,7 +197,7 @@ func (s *Server) appJSON(q *request, app store.Application) (appJSON, *apiError)
 	return out, nil
 }
 
-func (s *Server) writeApplication(q *request, status int, app store.Application) *apiError {
+func (s *Server) writeApplication(q *request, status int, app store.Application) error {
 	out, aerr := s.appJSON(q, app)
 	if aerr != nil {
 		return aerr
@@ -209,17 +209,17 @@ func (s *Server) writeApplication(q *request, status int, app store.Application)
 
 // listApplications supports $filter on appId and displayName (eq), $top and
 // paging through @odata.nextLink.
-func (s *Server) listApplications(q *request) *apiError {
+func (s *Server) listApplications(q *request) error {
 	apps, err := s.store.ListApplications(q.ctx(), q.caller.TenantID)
 	if err != nil {
-		return backend(err)
+		return err
 	}
 	if q.ownedOnly {
 		var owned []store.Application
 		for _, a := range apps {
 			ok, err := s.owns(q, a.ObjectID)
 			if err != nil {
-				return backend(err)
+				return err
 			}
 			if ok {
 				owned = append(owned, a)
@@ -287,7 +287,7 @@ func parseEqFilter(f string) (prop, value string, ok bool) {
 	return strings.TrimSpace(prop), strings.ReplaceAll(rest[1:len(rest)-1], "''", "'"), true
 }
 
-func (s *Server) createApplication(q *request) *apiError {
+func (s *Server) createApplication(q *request) error {
 	var in appInput
 	if aerr := decode(q.r, &in); aerr != nil {
 		return aerr
@@ -303,11 +303,11 @@ func (s *Server) createApplication(q *request) *apiError {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
 		}
-		return backend(err)
+		return err
 	}
 	// As in Graph, an application created by an app belongs to it.
 	if err := s.store.AddApplicationOwner(q.ctx(), app.ObjectID, q.caller.ObjectID); err != nil {
-		return backend(err)
+		return err
 	}
 	if in.KeyCredentials != nil {
 		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
@@ -317,7 +317,7 @@ func (s *Server) createApplication(q *request) *apiError {
 	return s.writeApplication(q, http.StatusCreated, app)
 }
 
-func applyAppInput(app *store.Application, in appInput) *apiError {
+func applyAppInput(app *store.Application, in appInput) error {
 	if in.DisplayName != nil {
 		app.DisplayName = *in.DisplayName
 	}
@@ -351,7 +351,7 @@ func applyAppInput(app *store.Application, in appInput) *apiError {
 	return nil
 }
 
-func (s *Server) patchApplication(q *request, app store.Application) *apiError {
+func (s *Server) patchApplication(q *request, app store.Application) error {
 	var in appInput
 	if aerr := decode(q.r, &in); aerr != nil {
 		return aerr
@@ -363,7 +363,7 @@ func (s *Server) patchApplication(q *request, app store.Application) *apiError {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
 		}
-		return backend(err)
+		return err
 	}
 	if in.KeyCredentials != nil {
 		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
@@ -376,10 +376,10 @@ func (s *Server) patchApplication(q *request, app store.Application) *apiError {
 
 // replaceKeys makes the app's certificates those of keys: new ones carry
 // "key" (base64 DER), existing ones are named by keyId.
-func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) *apiError {
+func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) error {
 	existing, err := s.store.ListKeyCredentials(q.ctx(), app.ObjectID)
 	if err != nil {
-		return backend(err)
+		return err
 	}
 	keep := map[string]bool{}
 	var add []store.KeyCredential
@@ -401,19 +401,19 @@ func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) 
 	for _, k := range existing {
 		if !keep[k.KeyID] {
 			if err := s.store.DeleteKeyCredential(q.ctx(), app.ObjectID, k.KeyID); err != nil {
-				return backend(err)
+				return err
 			}
 		}
 	}
 	for _, k := range add {
 		if err := s.store.AddKeyCredential(q.ctx(), k); err != nil {
-			return backend(err)
+			return err
 		}
 	}
 	return nil
 }
 
-func (s *Server) addPassword(q *request, app store.Application) *apiError {
+func (s *Server) addPassword(q *request, app store.Application) error {
 	var in struct {
 		PasswordCredential struct {
 			DisplayName string `json:"displayName"`
@@ -433,10 +433,10 @@ func (s *Server) addPassword(q *request, app store.Application) *apiError {
 	}
 	cred, secret, err := directory.NewPasswordCredential(app.ObjectID, in.PasswordCredential.DisplayName, s.now().UTC(), lifetime)
 	if err != nil {
-		return backend(err)
+		return err
 	}
 	if err := s.store.AddPasswordCredential(q.ctx(), cred); err != nil {
-		return backend(err)
+		return err
 	}
 	writeJSON(q.w, http.StatusOK, struct {
 		Context string `json:"@odata.context"`
@@ -448,7 +448,7 @@ func (s *Server) addPassword(q *request, app store.Application) *apiError {
 	return nil
 }
 
-func (s *Server) removePassword(q *request, app store.Application) *apiError {
+func (s *Server) removePassword(q *request, app store.Application) error {
 	var in struct {
 		KeyID string `json:"keyId"`
 	}
@@ -459,7 +459,7 @@ func (s *Server) removePassword(q *request, app store.Application) *apiError {
 		if errors.Is(err, store.ErrNotFound) {
 			return badRequest("Request_BadRequest", "No password credential found with keyId '%s'.", in.KeyID)
 		}
-		return backend(err)
+		return err
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -74,7 +74,7 @@ func (in ficInput) apply(c *store.FederatedCredential) {
 }
 
 // invalidValue is Graph's answer to a broken rule, in the words Graph uses.
-func invalidValue(message, field, value string) *apiError {
+func invalidValue(message, field, value string) error {
 	param := strings.ToUpper(field[:1]) + field[1:]
 	return badRequest("InvalidFederatedIdentityCredentialValue", "%s paramName: FederatedIdentityCredential.%s, paramValue: %s, objectType: Microsoft.Online.DirectoryServices.Application", message, param, value)
 }
@@ -82,7 +82,7 @@ func invalidValue(message, field, value string) *apiError {
 // federatedCredentials routes .../federatedIdentityCredentials,
 // .../federatedIdentityCredentials/{id or name} and
 // .../federatedIdentityCredentials(name='...').
-func (s *Server) federatedCredentials(q *request, app store.Application, rest []string) *apiError {
+func (s *Server) federatedCredentials(q *request, app store.Application, rest []string) error {
 	ctxURL := fmt.Sprintf("%sapplications('%s')/federatedIdentityCredentials", base(q.r), app.ObjectID)
 	var ref string
 	switch {
@@ -91,7 +91,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 		case http.MethodGet:
 			creds, err := s.store.ListFederatedCredentials(q.ctx(), app.ObjectID)
 			if err != nil {
-				return backend(err)
+				return err
 			}
 			out := []ficJSON{}
 			for _, c := range creds {
@@ -121,7 +121,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 	c, err := s.store.GetFederatedCredential(q.ctx(), app.ObjectID, ref)
 	missing := errors.Is(err, store.ErrNotFound)
 	if err != nil && !missing {
-		return backend(err)
+		return err
 	}
 	// Upsert: PATCH ...(name='x') with Prefer: create-if-missing.
 	if missing && q.r.Method == http.MethodPatch && strings.Contains(q.r.Header.Get("Prefer"), "create-if-missing") {
@@ -163,7 +163,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 		return nil
 	case http.MethodDelete:
 		if err := s.store.DeleteFederatedCredential(q.ctx(), app.ObjectID, c.ID); err != nil {
-			return backend(err)
+			return err
 		}
 		q.w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -172,7 +172,7 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 }
 
 // createFIC stores the credential in and answers 201 with it.
-func (s *Server) createFIC(q *request, app store.Application, in ficInput, ctxURL string) *apiError {
+func (s *Server) createFIC(q *request, app store.Application, in ficInput, ctxURL string) error {
 	c := store.FederatedCredential{ID: uuid.NewString(), OwnerID: app.ObjectID, CreatedAt: s.now().UTC()}
 	in.apply(&c)
 	if err := directory.ValidateFederatedCredential(c, s.parse); err != nil {
@@ -195,10 +195,10 @@ func (s *Server) createFIC(q *request, app store.Application, in ficInput, ctxUR
 
 // checkUnique gives the precise message for a taken name or issuer and
 // subject; the store enforces both again inside its transaction.
-func (s *Server) checkUnique(q *request, app store.Application, c store.FederatedCredential) *apiError {
+func (s *Server) checkUnique(q *request, app store.Application, c store.FederatedCredential) error {
 	creds, err := s.store.ListFederatedCredentials(q.ctx(), app.ObjectID)
 	if err != nil {
-		return backend(err)
+		return err
 	}
 	for _, o := range creds {
 		if o.ID == c.ID {
@@ -214,7 +214,7 @@ func (s *Server) checkUnique(q *request, app store.Application, c store.Federate
 	return nil
 }
 
-func ruleError(err error) *apiError {
+func ruleError(err error) error {
 	var fe *directory.FieldError
 	if errors.As(err, &fe) {
 		return invalidValue(fe.Message, fe.Field, fe.Value)
@@ -222,12 +222,12 @@ func ruleError(err error) *apiError {
 	return badRequest("Request_BadRequest", "%v", err)
 }
 
-func storeWriteError(err error, c store.FederatedCredential) *apiError {
+func storeWriteError(err error, c store.FederatedCredential) error {
 	switch {
 	case errors.Is(err, store.ErrLimitExceeded):
 		return badRequest("Request_BadRequest", "Maximum of %d objects can be added to an application: the application already has %d federated identity credentials.", store.MaxFederatedCredentials, store.MaxFederatedCredentials)
 	case errors.Is(err, store.ErrAlreadyExists):
 		return invalidValue(fmt.Sprintf("The combination of issuer and subject must be unique for the application. Issuer %s and Subject: %s already exist.", c.Issuer, c.Subject), "subject", c.Subject)
 	}
-	return backend(err)
+	return err
 }

@@ -6,12 +6,10 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,9 +21,6 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 256 << 10
 
 // Server serves /v1.0/.
 type Server struct {
@@ -45,26 +40,25 @@ func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser
 	return &Server{store: s, auth: auth, parse: parse, now: time.Now, logger: logger}
 }
 
-// apiError is Graph's error: its status, code and message, and for a
-// failure of the store its cause, which is logged, not sent.
+// apiError is Graph's error: its status, code and message. Handlers return
+// it, or any other error, which writeError answers.
 type apiError struct {
 	status  int
 	code    string
 	message string
-	cause   error
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
-func denied() *apiError {
+func denied() error {
 	return newError(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 }
 
-func badRequest(code, format string, args ...any) *apiError {
+func badRequest(code, format string, args ...any) error {
 	return newError(http.StatusBadRequest, code, fmt.Sprintf(format, args...))
 }
 
-func notFound(format string, args ...any) *apiError {
+func notFound(format string, args ...any) error {
 	return newError(http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf(format, args...))
 }
 
@@ -91,11 +85,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		msg := "Access token validation failure."
 		if errors.Is(err, apiauth.ErrMissing) {
 			msg = "Access token is empty."
-		} else if strings.Contains(err.Error(), "audience") {
+		} else if errors.Is(err, apiauth.ErrAudience) {
 			msg = "Access token validation failure. Invalid audience."
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="`+directory.GraphAppID+`"`)
-		s.fail(q, newError(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
+		s.writeError(q, newError(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
 		return
 	}
 	q.caller = caller
@@ -104,30 +98,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case caller.HasRole(directory.GraphApplicationReadWriteOwnedBy):
 		q.ownedOnly = true
 	default:
-		s.fail(q, denied())
+		s.writeError(q, denied())
 		return
 	}
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/v1.0"), "/"), "/")
-	var aerr *apiError
 	switch {
 	case segs[0] == "applications" || strings.HasPrefix(segs[0], "applications("):
-		aerr = s.applications(q, segs)
+		err = s.applications(q, segs)
 	case segs[0] == "servicePrincipals" || strings.HasPrefix(segs[0], "servicePrincipals("):
-		aerr = s.servicePrincipals(q, segs)
+		err = s.servicePrincipals(q, segs)
 	default:
-		aerr = newError(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", segs[0]))
+		err = badRequest("BadRequest", "Resource not found for the segment '%s'.", segs[0])
 	}
-	if aerr != nil {
-		s.fail(q, aerr)
+	if err != nil {
+		s.writeError(q, err)
 	}
 }
 
-// fail writes Graph's error body.
-func (s *Server) fail(q *request, e *apiError) {
-	if e.cause != nil {
-		s.logger.Error("graph call failed", "method", q.r.Method, "path", q.r.URL.Path, "request_id", q.id, "error", e.cause)
-	}
-	if e.status == http.StatusServiceUnavailable {
+// writeError is Graph's one error writer: an *apiError is sent as it is,
+// store.ErrNotFound is Graph's 404, and anything else is a failure of the
+// store, logged with its cause and answered with Graph's retryable 503.
+func (s *Server) writeError(q *request, err error) {
+	var e *apiError
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, store.ErrNotFound):
+		e = &apiError{http.StatusNotFound, "Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property objects are not present."}
+	default:
+		s.logger.Error("graph call failed", "method", q.r.Method, "path", q.r.URL.Path, "request_id", q.id, "error", err)
+		e = &apiError{http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."}
 		q.w.Header().Set("Retry-After", "5")
 	}
 	body := map[string]any{"error": map[string]any{
@@ -140,44 +139,11 @@ func (s *Server) fail(q *request, e *apiError) {
 	writeJSON(q.w, e.status, body)
 }
 
-// backend turns a store failure into Graph's answer.
-func backend(err error) *apiError {
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("Resource does not exist or one of its queried reference-property objects are not present.")
-	}
-	e := newError(http.StatusServiceUnavailable, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.")
-	e.cause = err
-	return e
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON body of at most maxBody bytes into v, refusing
-// unknown properties as Graph does.
-func decode(r *http.Request, v any) *apiError {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return badRequest("BadRequest", "The request body could not be read.")
-	}
-	if len(body) > maxBody {
-		return newError(http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var unknown string
-		if _, after, ok := strings.Cut(err.Error(), "unknown field "); ok {
-			unknown = strings.Trim(after, `"`)
-			return badRequest("Request_BadRequest", "Property '%s' does not exist on type 'microsoft.graph'.", unknown)
-		}
-		return badRequest("BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")
-	}
-	return nil
 }
 
 // origin is the scheme and host the client called.
@@ -202,6 +168,6 @@ func keyRef(seg, name, key string) (string, bool) {
 
 func (q *request) ctx() context.Context { return q.r.Context() }
 
-func newError(status int, code, message string) *apiError {
+func newError(status int, code, message string) error {
 	return &apiError{status: status, code: code, message: message}
 }

@@ -27,14 +27,14 @@ type assignmentJSON struct {
 
 // servicePrincipals routes servicePrincipals, servicePrincipals/{id},
 // servicePrincipals(appId='...') and their appRoleAssignments.
-func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
+func (s *Server) servicePrincipals(q *request, segs []string) error {
 	tenant := q.caller.TenantID
 	if segs[0] == "servicePrincipals" && len(segs) == 1 {
 		switch q.r.Method {
 		case http.MethodGet:
 			sps, err := s.store.ListServicePrincipals(q.ctx(), tenant)
 			if err != nil {
-				return backend(err)
+				return err
 			}
 			var filterAppID string
 			if f := q.r.URL.Query().Get("$filter"); f != "" {
@@ -63,11 +63,11 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 			if errors.Is(err, store.ErrNotFound) {
 				return badRequest("Request_BadRequest", "The appId '%s' of the service principal does not reference a valid application object.", in.AppID)
 			} else if err != nil {
-				return backend(err)
+				return err
 			}
 			if q.ownedOnly {
 				if owned, err := s.owns(q, app.ObjectID); err != nil {
-					return backend(err)
+					return err
 				} else if !owned {
 					return denied()
 				}
@@ -77,7 +77,7 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 				if errors.Is(err, store.ErrAlreadyExists) {
 					return newError(http.StatusConflict, "Request_MultipleObjectsWithSameKeyValue", "The service principal cannot be created, updated, or restored because the service principal name "+app.AppID+" is already in use.")
 				}
-				return backend(err)
+				return err
 			}
 			out := s.spJSON(q, sp)
 			out.Context = base(q.r) + "servicePrincipals/$entity"
@@ -101,7 +101,7 @@ func (s *Server) servicePrincipals(q *request, segs []string) *apiError {
 		return badRequest("BadRequest", "Invalid object identifier '%s'.", segs[0])
 	}
 	if err != nil {
-		return backend(err)
+		return err
 	}
 	switch {
 	case len(rest) == 0 && q.r.Method == http.MethodGet:
@@ -128,13 +128,13 @@ func (s *Server) spJSON(q *request, sp store.ServicePrincipal) spJSON {
 }
 
 // appRoleAssignments lists, grants and revokes roles of sp (the client).
-func (s *Server) appRoleAssignments(q *request, sp store.ServicePrincipal, rest []string) *apiError {
+func (s *Server) appRoleAssignments(q *request, sp store.ServicePrincipal, rest []string) error {
 	ctxURL := base(q.r) + "servicePrincipals('" + sp.ObjectID + "')/appRoleAssignments"
 	switch {
 	case len(rest) == 0 && q.r.Method == http.MethodGet:
 		as, err := s.store.ListAppRoleAssignments(q.ctx(), sp.ObjectID)
 		if err != nil {
-			return backend(err)
+			return err
 		}
 		out := []assignmentJSON{}
 		for _, a := range as {
@@ -156,7 +156,7 @@ func (s *Server) appRoleAssignments(q *request, sp store.ServicePrincipal, rest 
 		}
 		app, err := s.store.GetApplicationByAppID(q.ctx(), resource.TenantID, resource.AppID)
 		if err != nil {
-			return backend(err)
+			return err
 		}
 		found := false
 		for _, r := range app.AppRoles {
@@ -170,19 +170,19 @@ func (s *Server) appRoleAssignments(q *request, sp store.ServicePrincipal, rest 
 			if errors.Is(err, store.ErrAlreadyExists) {
 				return badRequest("Request_BadRequest", "Permission being assigned already exists on the object.")
 			}
-			return backend(err)
+			return err
 		}
 		writeJSON(q.w, http.StatusCreated, assignmentJSON{Context: ctxURL + "/$entity", ID: a.ID, PrincipalID: a.PrincipalID, ResourceID: a.ResourceID, AppRoleID: a.AppRoleID})
 		return nil
 	case len(rest) == 1 && q.r.Method == http.MethodDelete:
 		as, err := s.store.ListAppRoleAssignments(q.ctx(), sp.ObjectID)
 		if err != nil {
-			return backend(err)
+			return err
 		}
 		for _, a := range as {
 			if a.ID == rest[0] {
 				if err := s.store.DeleteAppRoleAssignment(q.ctx(), a.ID); err != nil {
-					return backend(err)
+					return err
 				}
 				q.w.WriteHeader(http.StatusNoContent)
 				return nil

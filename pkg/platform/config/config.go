@@ -188,7 +188,10 @@ func Load(path string, env []string) (Config, error) {
 			return Config{}, err
 		}
 		if err := yaml.UnmarshalStrict(data, &c); err != nil {
-			return Config{}, fmt.Errorf("configuration file %s: %s", path, cleanYAMLError(err))
+			// Only strictness refuses what a lax read accepts: an unknown
+			// or repeated key, which the key list helps with.
+			strictOnly := yaml.Unmarshal(data, &Config{}) == nil
+			return Config{}, fmt.Errorf("configuration file %s: %s", path, cleanYAMLError(err, strictOnly))
 		}
 	}
 	if err := applyEnv(&c, env); err != nil {
@@ -225,13 +228,15 @@ func readFile(path string) ([]byte, error) {
 }
 
 // cleanYAMLError drops the decoder layers from messages such as `error
-// unmarshaling JSON: while decoding JSON: json: unknown field "x"`.
-func cleanYAMLError(err error) string {
+// unmarshaling JSON: while decoding JSON: json: unknown field "x"` (the
+// message is only shortened for the reader, never matched), and points a
+// key the configuration does not know to the key list.
+func cleanYAMLError(err error, unknownKey bool) string {
 	msg := err.Error()
 	for _, prefix := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
-	if strings.HasPrefix(msg, "unknown field ") {
+	if unknownKey {
 		msg += " (keys are listed in docs/configuration.md)"
 	}
 	return msg

@@ -1,0 +1,93 @@
+package arm
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
+)
+
+// TestConcurrentCredentialWritesConflict holds one identity's write slot,
+// as a write in flight does, and checks that a second write gets ARM's 409.
+func TestConcurrentCredentialWritesConflict(t *testing.T) {
+	s, st, token := newTestServer(t, nil)
+	mi := store.ManagedIdentity{ID: directory.ManagedIdentityID("sub", "rg", "mi"), TenantID: testTenant, SubscriptionID: "sub", ResourceGroup: "rg",
+		Name: "mi", Location: "westeurope", ClientID: "c1", PrincipalID: "p1"}
+	if err := st.CreateManagedIdentity(context.Background(), mi); err != nil {
+		t.Fatal(err)
+	}
+	put := func() *httptest.ResponseRecorder {
+		body := `{"properties":{"issuer":"https://i.example","subject":"s","audiences":["api://AzureADTokenExchange"]}}`
+		r := httptest.NewRequest(http.MethodPut, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi/federatedIdentityCredentials/fic-1?api-version=2024-11-30", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	if !s.begin(mi.ID) {
+		t.Fatal("the slot was taken")
+	}
+	w := put()
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"code":"ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"`) {
+		t.Fatalf("a concurrent write: %d %s", w.Code, w.Body)
+	}
+	s.end(mi.ID)
+	if w := put(); w.Code != http.StatusCreated {
+		t.Fatalf("the write after the first ended: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestStoreFailureIsARMs503: a failing store is logged with its cause and
+// answered with ARM's 503, the cause not sent.
+func TestStoreFailureIsARMs503(t *testing.T) {
+	var logs bytes.Buffer
+	s, st, token := newTestServer(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	st.Close()
+	r := httptest.NewRequest(http.MethodGet, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2024-11-30", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"code":"ServiceUnavailable"`) || strings.Contains(w.Body.String(), "closed") {
+		t.Errorf("got %d %s, want ARM's 503 without the cause", w.Code, w.Body)
+	}
+	if !strings.Contains(logs.String(), "closed") {
+		t.Errorf("the cause was not logged:\n%s", logs.String())
+	}
+}
+
+const testTenant = "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10"
+
+// newTestServer is the ARM endpoint over a SQLite store holding one tenant,
+// with a token for it that the endpoint accepts.
+func newTestServer(t *testing.T, logger *slog.Logger) (*Server, store.Store, string) {
+	t.Helper()
+	st, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateTenant(context.Background(), store.Tenant{ID: testTenant}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	verifier := &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { return key.Public(), kid == "k" }, Now: time.Now}
+	token := oidcissuer.Sign(t, jose.RS256, key, map[jose.HeaderKey]any{"kid": "k"}, map[string]any{"iss": "https://sts.windows.net/" + testTenant + "/",
+		"aud": "https://management.core.windows.net/", "tid": testTenant, "oid": "o", "appid": "a", "exp": time.Now().Add(time.Hour).Unix()})
+	return New(st, verifier, func(string) error { return nil }, logger), st, token
+}

@@ -21,6 +21,7 @@ Commands:
   fic       manage applications' federated identity credentials
   identity  manage user-assigned managed identities and their credentials through the ARM API
   webhook   the mutating admission webhook giving opted-in pods their Azure identity (Kubernetes)
+  check     Entra's verdict on an OIDC issuer or a federated assertion, before you deploy
   version   print the version
 
 Run 'spiffe-entra-gateway <command> -h' for a command's flags.
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return identityCommand(args[1:], stdout, stderr)
 	case "webhook":
 		return webhookCommand(args[1:], stderr)
+	case "check":
+		return checkCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "spiffe-entra-gateway", version.String())
 		return 0

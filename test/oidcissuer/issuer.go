@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -108,6 +109,18 @@ func (is *Issuer) Publish(k jose.JSONWebKey) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	is.keys = append(is.keys, k)
+}
+
+// Replace publishes keys instead of the current ones.
+func (is *Issuer) Replace(keys ...jose.JSONWebKey) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.keys = keys
+}
+
+// CAPEM is the PEM of the certificate the issuer serves, its own CA.
+func (is *Issuer) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.srv.Certificate().Raw})
 }
 
 // ClaimIssuer makes the discovery document name another issuer.

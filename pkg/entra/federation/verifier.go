@@ -131,7 +131,7 @@ func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.F
 	if err := tok.UnsafeClaimsWithoutVerification(&c, &all); err != nil {
 		return nil, malformed()
 	}
-	if isEntraIssuer(c.Issuer) {
+	if u, err := url.Parse(c.Issuer); err == nil && issuermeta.IsEntraHost(u.Hostname()) {
 		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
 	}
 	cred, aud, err := v.match(c, all, creds)
@@ -304,20 +304,4 @@ func (v *Verifier) checkTimes(c claims) error {
 		return aadsts.New(aadsts.AssertionLifetime, "External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00. Token issued at %d. Token expires on %d.", start.Unix(), exp.Unix())
 	}
 	return nil
-}
-
-// isEntraIssuer reports issuers of Entra's own tokens.
-func isEntraIssuer(iss string) bool {
-	u, err := url.Parse(iss)
-	if err != nil {
-		return false
-	}
-	host := strings.ToLower(u.Hostname())
-	for _, h := range []string{"login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net",
-		"login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"} {
-		if host == h || strings.HasSuffix(host, "."+h) {
-			return true
-		}
-	}
-	return false
 }

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 )
@@ -254,66 +252,22 @@ func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
 }
 
 func (c *Cache) load(ctx context.Context, issuer string) (map[string]jose.JSONWebKey, error) {
-	if err := c.checkScheme(issuer); err != nil {
-		return nil, err
-	}
-	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, c.client), issuer)
+	md, err := c.Inspect(ctx, issuer)
 	if err != nil {
 		return nil, err
 	}
-	var meta struct {
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
-		return nil, fmt.Errorf("the discovery document has no jwks_uri")
-	}
-	if err := c.checkScheme(meta.JWKSURI); err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, meta.JWKSURI, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s answered %s", meta.JWKSURI, resp.Status)
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("%s is not a JWKS: %w", meta.JWKSURI, err)
+	if len(md.Keys) > maxKeys {
+		c.opts.logger.Warn("the issuer publishes more than 100 keys; like Entra, only the first 100 are read", "issuer", issuer, "keys", len(md.Keys))
 	}
 	keys := map[string]jose.JSONWebKey{}
-	for i, raw := range set.Keys {
-		if i == maxKeys {
-			c.opts.logger.Warn("the issuer publishes more than 100 keys; like Entra, only the first 100 are read", "issuer", issuer, "keys", len(set.Keys))
-			break
-		}
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(raw); err != nil || k.KeyID == "" || !k.IsPublic() {
-			continue // a key Entra could not use either
-		}
-		switch k.Use {
-		case "sig":
-		case "":
-			c.warnUse(issuer, k.KeyID)
-			if c.opts.requireUseSig {
-				continue
-			}
-		default:
+	for _, e := range md.Keys {
+		if e.Skipped != "" {
 			continue
 		}
-		keys[k.KeyID] = k
+		if e.Key.Use == "" {
+			c.warnUse(issuer, e.Key.KeyID)
+		}
+		keys[e.Key.KeyID] = e.Key
 	}
 	return keys, nil
 }

@@ -36,7 +36,7 @@ func TestEntraChecks(t *testing.T) {
 	for _, want := range []string{
 		"issuer http://oidc.example.org is not https",
 		"key small is RSA-1024: Entra needs RSA keys of at least 2048 bits",
-		`key ec is ES256: Entra rejects ES256 JWT-SVIDs (AADSTS5002738): set jwt_key_type = "rsa-2048" in the SPIRE server`,
+		`key ec is ES256: Entra rejects ES256 JWT-SVIDs (AADSTS5002738): sign JWT-SVIDs with RSA: jwt_key_type = "rsa-2048"`,
 	} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings lack %q:\n%s", want, w)

@@ -57,7 +57,7 @@ type AssertionReport struct {
 // endpoint's. When no credential matches, it names the nearest one.
 func Assertion(ctx context.Context, v *federation.Verifier, assertion string, creds []store.FederatedCredential) AssertionReport {
 	r := AssertionReport{Token: readToken(assertion)}
-	m, err := verify(ctx, v, assertion, creds)
+	m, err := v.Verify(ctx, assertion, creds)
 	if err == nil {
 		r.Exchangeable, r.Matched = true, &m.Credential
 		return r
@@ -82,15 +82,6 @@ func Verifier(ca []byte) *federation.Verifier {
 		opts = append(opts, issuermeta.WithRootCAs(withSystemRoots(ca)))
 	}
 	return federation.NewVerifier(issuermeta.New(opts...))
-}
-
-// verify adapts the verifier's result to a plain error.
-func verify(ctx context.Context, v *federation.Verifier, assertion string, creds []store.FederatedCredential) (*federation.Match, error) {
-	m, aerr := v.Verify(ctx, assertion, creds)
-	if aerr != nil {
-		return nil, aerr
-	}
-	return m, nil
 }
 
 // readToken decodes the header and claims without judging them: the

@@ -37,8 +37,8 @@ func token(args []string, stdout, stderr io.Writer) int {
 	var audiences listFlag
 	fs.Var(&audiences, "audience", "JWT-SVID audience, repeatable (default api://AzureADTokenExchange)")
 	exchange := fs.String("exchange", "", "authority host of an Entra-compatible token endpoint to exchange the SVID at, such as https://login.microsoftonline.com")
-	tenant := fs.String("tenant", "", "tenant id, with --exchange or --env-file")
-	clientID := fs.String("client-id", "", "client id of the app or managed identity, with --exchange or --env-file")
+	tenant := fs.String("tenant", "", "tenant id, with --exchange, --identity-endpoint or --env-file")
+	clientID := fs.String("client-id", "", "client id of the app or managed identity, with --exchange or --env-file; with --identity-endpoint, the one used when a request names none")
 	scope := fs.String("scope", "", "scope to request, such as https://vault.azure.net/.default, with --exchange")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the Workload API and the token endpoint (with --write --once: for the first token)")
 	var w writeFlags
@@ -61,9 +61,9 @@ func token(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "token: no Workload API address: set --socket or SPIFFE_ENDPOINT_SOCKET")
 		return 2
 	}
-	if w.path != "" {
+	if w.path != "" || w.identityAddr != "" {
 		if *exchange != "" {
-			fmt.Fprintln(stderr, "token: --write and --exchange cannot be combined")
+			fmt.Fprintln(stderr, "token: --write and --identity-endpoint cannot be combined with --exchange")
 			return 2
 		}
 		return w.run(*socket, audiences, *tenant, *clientID, *timeout, stderr)

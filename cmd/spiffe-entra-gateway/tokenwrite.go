@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,33 +18,43 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/identityendpoint"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
-// writeFlags are the flags of the token-file sidecar, token --write.
+// writeFlags are the flags of the sidecar: the token file (token --write)
+// and the managed-identity endpoint (token --identity-endpoint).
 type writeFlags struct {
-	path          string
-	mode          string
-	minRemaining  time.Duration
-	once          bool
-	healthAddr    string
-	envFile       string
-	authorityHost string
-	spiffeID      string
+	path           string
+	mode           string
+	minRemaining   time.Duration
+	once           bool
+	healthAddr     string
+	envFile        string
+	authorityHost  string
+	spiffeID       string
+	identityAddr   string
+	identityHeader string
 }
 
 func (w *writeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.path, "write", "", "keep FILE holding a valid JWT-SVID (for AZURE_FEDERATED_TOKEN_FILE) until stopped")
-	fs.StringVar(&w.mode, "mode", "0644", "with --write: permissions of the token and environment files, octal")
+	fs.StringVar(&w.mode, "mode", "0644", "with --write or --env-file: permissions of the token and environment files, octal")
 	fs.DurationVar(&w.minRemaining, "min-remaining", tokenfile.DefaultMinRemaining, "with --write: the token in the file stays valid at least this long; refreshed before")
 	fs.BoolVar(&w.once, "once", false, "with --write: write the file once and exit (for init containers)")
-	fs.StringVar(&w.healthAddr, "health-addr", "", "with --write: serve /livez and /readyz on this address, such as :8080")
-	fs.StringVar(&w.envFile, "env-file", "", "with --write: also write FILE with AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST")
-	fs.StringVar(&w.authorityHost, "authority-host", "", "with --env-file: AZURE_AUTHORITY_HOST to write (omitted when empty: the SDKs' default, Entra)")
+	fs.StringVar(&w.healthAddr, "health-addr", "", "with --write or --identity-endpoint: serve /livez and /readyz on this address, such as :8080")
+	fs.StringVar(&w.envFile, "env-file", "", "with --write or --identity-endpoint: also write FILE with the variables the Azure SDKs read (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT, IDENTITY_HEADER, MSI_ENDPOINT, MSI_SECRET)")
+	fs.StringVar(&w.authorityHost, "authority-host", "", "AZURE_AUTHORITY_HOST for --env-file (omitted when empty: the SDKs' default, Entra); with --identity-endpoint, where tokens are exchanged (default "+entraAuthorityHost+")")
 	fs.StringVar(&w.spiffeID, "spiffe-id", "", "the SPIFFE ID to ask for when the workload has several")
+	fs.StringVar(&w.identityAddr, "identity-endpoint", "", "serve the managed-identity endpoint (IMDS, App Service and Cloud Shell protocols) on this loopback or link-local address, such as 127.0.0.1:8081 or 169.254.169.254:80")
+	fs.StringVar(&w.identityHeader, "identity-header", "", "with --identity-endpoint: the secret App Service clients send (IDENTITY_HEADER; default $IDENTITY_HEADER, else random)")
 }
+
+// entraAuthorityHost is Entra's own authority host, the SDKs' default.
+const entraAuthorityHost = "https://login.microsoftonline.com"
 
 func (w *writeFlags) run(socket string, audiences []string, tenant, clientID string, timeout time.Duration, stderr io.Writer) int {
 	mode, err := strconv.ParseUint(w.mode, 8, 32)
@@ -54,6 +66,7 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 		fmt.Fprintf(stderr, "token: --min-remaining %s: want a positive duration\n", w.minRemaining)
 		return 2
 	}
+	params := jwtsvid.Params{Audience: audiences[0], ExtraAudiences: audiences[1:]}
 	opts := []tokenfile.Option{tokenfile.WithAudiences(audiences...), tokenfile.WithMode(os.FileMode(mode)), tokenfile.WithMinRemaining(w.minRemaining)}
 	if w.spiffeID != "" {
 		id, err := spiffeid.FromString(w.spiffeID)
@@ -62,6 +75,21 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 			return 2
 		}
 		opts = append(opts, tokenfile.WithSubject(id))
+		params.Subject = id
+	}
+	if w.identityAddr != "" {
+		if w.once {
+			fmt.Fprintln(stderr, "token: --once writes a file and exits; it cannot serve --identity-endpoint")
+			return 2
+		}
+		if tenant == "" || clientID == "" {
+			fmt.Fprintln(stderr, "token: --identity-endpoint needs --tenant and --client-id")
+			return 2
+		}
+		if err := identityendpoint.CheckListenAddr(w.identityAddr); err != nil {
+			fmt.Fprintf(stderr, "token: --identity-endpoint: %v\n", err)
+			return 2
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opts = append(opts, tokenfile.WithLogger(logger))
@@ -74,16 +102,30 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 		return 1
 	}
 	defer client.Close()
-	writer := tokenfile.New(w.path, client, opts...)
 
-	if w.envFile != "" {
-		err := tokenfile.WriteEnv(w.envFile, "Written by 'spiffe-entra-gateway token --write'.", [][2]string{
-			{"AZURE_CLIENT_ID", clientID},
-			{"AZURE_TENANT_ID", tenant},
-			{"AZURE_FEDERATED_TOKEN_FILE", w.path},
-			{"AZURE_AUTHORITY_HOST", w.authorityHost},
-		}, os.FileMode(mode))
+	env := [][2]string{{"AZURE_CLIENT_ID", clientID}, {"AZURE_TENANT_ID", tenant}, {"AZURE_FEDERATED_TOKEN_FILE", w.path}, {"AZURE_AUTHORITY_HOST", w.authorityHost}}
+	var ready func() error
+	if w.identityAddr != "" {
+		endpoint, err := w.serveIdentity(ctx, client, params, tenant, clientID, logger)
 		if err != nil {
+			fmt.Fprintf(stderr, "token: --identity-endpoint: %v\n", err)
+			return 1
+		}
+		env = append(env, endpoint...)
+		ready = func() error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := client.FetchJWTSVID(ctx, params)
+			return err
+		}
+	}
+	var writer *tokenfile.Writer
+	if w.path != "" {
+		writer = tokenfile.New(w.path, client, opts...)
+		ready = writer.Ready
+	}
+	if w.envFile != "" {
+		if err := tokenfile.WriteEnv(w.envFile, "Written by 'spiffe-entra-gateway token'.", env, os.FileMode(mode)); err != nil {
 			fmt.Fprintf(stderr, "token: --env-file: %v\n", err)
 			return 1
 		}
@@ -97,15 +139,61 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 			fmt.Fprintf(stderr, "token: --health-addr: %v\n", err)
 			return 1
 		}
-		srv := &http.Server{Handler: healthHandler(writer), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: healthHandler(ready), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		logger.Info("health endpoint", "addr", ln.Addr().String())
+	}
+	if writer == nil {
+		<-ctx.Done()
+		logger.Info("stopped")
+		return 0
 	}
 	logger.Info("keeping the token file current", "path", w.path, "socket", socket, "min_remaining", w.minRemaining)
 	_ = writer.Run(ctx)
 	logger.Info("stopped; the token file is left in place", "path", w.path)
 	return 0
+}
+
+// serveIdentity starts the managed-identity endpoint until ctx ends and
+// returns the variables that point clients at it.
+func (w *writeFlags) serveIdentity(ctx context.Context, client *workloadapi.Client, params jwtsvid.Params,
+	tenant, clientID string, logger *slog.Logger) ([][2]string, error) {
+	header := cmp.Or(w.identityHeader, os.Getenv("IDENTITY_HEADER"))
+	if header == "" {
+		header = rand.Text()
+	}
+	authority := cmp.Or(w.authorityHost, entraAuthorityHost)
+	endpoint, err := identityendpoint.New(identityendpoint.Config{
+		AuthorityHost: authority, TenantID: tenant, ClientID: clientID, Header: header, Logger: logger,
+		Assertion: func(ctx context.Context) (string, error) {
+			svid, err := client.FetchJWTSVID(ctx, params)
+			if err != nil {
+				return "", err
+			}
+			return svid.Marshal(), nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", w.identityAddr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: endpoint, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	context.AfterFunc(ctx, func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+	logger.Info("managed-identity endpoint", "addr", ln.Addr().String(), "identity_endpoint", base+identityendpoint.MSIPath,
+		"authority_host", authority, "tenant", tenant, "client_id", clientID)
+	return [][2]string{
+		{"IDENTITY_ENDPOINT", base + identityendpoint.MSIPath},
+		{"IDENTITY_HEADER", header},
+		{"MSI_ENDPOINT", base + identityendpoint.MSIPath},
+		{"MSI_SECRET", header},
+		{"AZURE_POD_IDENTITY_AUTHORITY_HOST", base},
+	}, nil
 }
 
 // writeOnce writes the file, retrying until the Workload API answers or the
@@ -134,14 +222,15 @@ func writeOnce(ctx context.Context, writer *tokenfile.Writer, timeout time.Durat
 }
 
 // healthHandler answers the kubelet: /livez while the process runs, /readyz
-// while the file holds a token valid for the minimum remainder.
-func healthHandler(writer *tokenfile.Writer) http.Handler {
+// while ready reports nothing wrong (the file holds a token valid for the
+// minimum remainder; without a file, the Workload API hands out SVIDs).
+func healthHandler(ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := writer.Ready(); err != nil {
+		if err := ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -36,24 +36,40 @@ for _ in $(seq 1 300); do
 done
 grep -q 'disable instance discovery' "$work/gateway.out" || { cat "$work/gateway.log" >&2; echo "the gateway did not start" >&2; exit 1; }
 
-# The token-file sidecar, as a pod would run it, feeds WorkloadIdentityCredential.
-mkdir -p "$work/sidecar"
-"$bin" token --write "$work/sidecar/token" --socket "unix://$work/data/workload.sock" 2>"$work/sidecar.log" &
-sidecar_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/sidecar/token" ] && break; sleep 0.1; done
-[ -s "$work/sidecar/token" ] || { cat "$work/sidecar.log" >&2; echo "the sidecar wrote no token" >&2; exit 1; }
-
-echo "== node clients: @azure/identity, @azure/msal-node and @microsoft/microsoft-graph-client"
-status=0
-(
+# loadenv exports the development gateway's dev.env, in subshells only: the
+# SPIRE suite below must not inherit its CA as the only trusted root.
+loadenv() {
 	set -a
 	# shellcheck disable=SC1091
 	. "$work/data/dev.env"
 	set +a
+	unset AZURE_REGIONAL_AUTHORITY_NAME
+}
+
+# The sidecar, as a pod would run it: the token file feeds
+# WorkloadIdentityCredential, the managed-identity endpoint
+# ManagedIdentityCredential; its environment file says where that is.
+mkdir -p "$work/sidecar"
+(
+	loadenv
+	exec "$bin" token --write "$work/sidecar/token" --socket "unix://$work/data/workload.sock" \
+		--identity-endpoint 127.0.0.1:0 --env-file "$work/sidecar/env" \
+		--tenant "$AZURE_TENANT_ID" --client-id "$AZURE_CLIENT_ID" --authority-host "$AZURE_AUTHORITY_HOST"
+) 2>"$work/sidecar.log" &
+sidecar_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/sidecar/token" ] && [ -s "$work/sidecar/env" ] && break; sleep 0.1; done
+[ -s "$work/sidecar/token" ] && [ -s "$work/sidecar/env" ] || { cat "$work/sidecar.log" >&2; echo "the sidecar wrote no token or environment file" >&2; exit 1; }
+GATEWAY_IDENTITY_ENDPOINT=$(. "$work/sidecar/env" && echo "$IDENTITY_ENDPOINT")
+GATEWAY_IDENTITY_HEADER=$(. "$work/sidecar/env" && echo "$IDENTITY_HEADER")
+export GATEWAY_IDENTITY_ENDPOINT GATEWAY_IDENTITY_HEADER
+
+echo "== node clients: @azure/identity, @azure/msal-node and @microsoft/microsoft-graph-client"
+status=0
+(
+	loadenv
 	export GATEWAY_BIN=$bin
 	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
-	unset AZURE_REGIONAL_AUTHORITY_NAME
-	cd test/node && node --test --test-concurrency=1 clients.test.mjs graph.test.mjs
+	cd test/node && node --test --test-concurrency=1 clients.test.mjs graph.test.mjs identity.test.mjs
 ) || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "== gateway log" >&2

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -23,6 +24,7 @@ const (
 	RuleSubjectOrClaims Rule = "subject-or-claims"
 	RuleNameImmutable   Rule = "name-immutable"
 	RuleExpression      Rule = "expression"
+	RuleIssuerURL       Rule = "issuer-url"
 )
 
 // FieldError is one violated rule, naming the field and the value.
@@ -55,6 +57,10 @@ func ValidateFederatedCredential(c store.FederatedCredential, parse ExpressionPa
 	}
 	if c.Issuer == "" {
 		return required("issuer")
+	}
+	if utf8.RuneCountInString(c.Issuer) <= maxValue && !issuerURL(c.Issuer) {
+		return &FieldError{Field: "issuer", Value: c.Issuer, Rule: RuleIssuerURL,
+			Message: fmt.Sprintf("The federated identity credential's issuer must be an https URL with a host name and no user info, query or fragment, as OpenID Connect Discovery requires of an issuer; %q is not.", c.Issuer)}
 	}
 	for _, f := range []struct{ field, value string }{{"issuer", c.Issuer}, {"subject", c.Subject}, {"description", c.Description}} {
 		if utf8.RuneCountInString(f.value) > maxValue {
@@ -95,6 +101,16 @@ func ValidateFederatedCredentialUpdate(old, c store.FederatedCredential, parse E
 			Message: fmt.Sprintf("The name of a federated identity credential cannot be changed (from %q to %q).", old.Name, c.Name)}
 	}
 	return ValidateFederatedCredential(c, parse)
+}
+
+// issuerURL reports whether iss is an issuer Entra can fetch keys from: an
+// https URL naming a host, without user info, query or fragment (OpenID
+// Connect Discovery 1.0, section 2). Anything else would let a caller aim the
+// issuer fetcher at a file or an internal endpoint.
+func issuerURL(iss string) bool {
+	u, err := url.Parse(iss)
+	return err == nil && u.Scheme == "https" && u.Hostname() != "" && u.User == nil &&
+		u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.Contains(iss, "#") && strings.TrimSpace(iss) == iss
 }
 
 func required(field string) *FieldError {

@@ -119,7 +119,7 @@ func TestCLISetsUpFederationAWorkloadUsesAtOnce(t *testing.T) {
 
 func TestCLIManagedIdentity(t *testing.T) {
 	c := newCLI(t)
-	where := []string{"--subscription", "0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f", "--resource-group", "batch-rg"}
+	where := []string{"--subscription", c.info.SubscriptionID, "--resource-group", "batch-rg"}
 	mi := c.json(append([]string{"identity", "create", "--name", "batch"}, where...)...)
 	clientID := mi["properties"].(map[string]any)["clientId"].(string)
 	fic := c.json(append([]string{"identity", "fic", "create", "--identity", "batch", "--name", "spiffe-batch", "--issuer", c.info.Issuer, "--subject", c.info.SPIFFEID}, where...)...)

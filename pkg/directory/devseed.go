@@ -31,6 +31,7 @@ var (
 	DevRole               = "Data.Read"
 	DevTenantDomain       = "dev.localhost"
 	DevFederatedName      = "dev-workload-spiffe"
+	DevSubscriptionID     = devID("subscription")
 	TokenExchangeAudience = "api://AzureADTokenExchange"
 )
 
@@ -49,15 +50,19 @@ type DevSeed struct {
 	ClientSecret  string
 	ResourceAppID string
 	Scope         string // <resource>/.default
+	// SubscriptionID is the development tenant's subscription, on which the
+	// client is Owner for the ARM shaped API.
+	SubscriptionID string
 }
 
 // EnsureDevSeed creates the development tenant, a resource app with an app
 // role, and a client app holding a client secret, that role, Graph's
-// Application.ReadWrite.All and a federated credential for p.Subject at
-// p.Issuer. It is idempotent: on later starts it
+// Application.ReadWrite.All, Owner on the development subscription and a
+// federated credential for p.Subject at p.Issuer. It is idempotent: on later starts it
 // only brings the federated credential's issuer and subject up to date.
 func EnsureDevSeed(ctx context.Context, s store.Store, p DevSeedParams, now time.Time) (DevSeed, error) {
-	seed := DevSeed{TenantID: DevTenantID, ClientID: DevClientAppID, ResourceAppID: DevResourceAppID, Scope: DevResourceURI + "/.default"}
+	seed := DevSeed{TenantID: DevTenantID, ClientID: DevClientAppID, ResourceAppID: DevResourceAppID, Scope: DevResourceURI + "/.default",
+		SubscriptionID: DevSubscriptionID}
 	steps := []func() error{
 		func() error {
 			return ignoreExists(s.CreateTenant(ctx, store.Tenant{ID: DevTenantID, DisplayName: "Development", Domains: []string{DevTenantDomain}, ManagedBy: ManagedByDev}))
@@ -79,6 +84,17 @@ func EnsureDevSeed(ctx context.Context, s store.Store, p DevSeedParams, now time
 			return ignoreExists(s.CreateAppRoleAssignment(ctx, store.AppRoleAssignment{
 				ID: devID("assignment/graph"), PrincipalID: devID("client-app/sp"), ResourceID: MicrosoftObjectID(DevTenantID, GraphAppID+"/sp"),
 				AppRoleID: GraphApplicationReadWriteAllID, ManagedBy: ManagedByDev,
+			}))
+		},
+		// ARM needs an Azure role: the client owns the development
+		// subscription, as whoever created a subscription does in Azure.
+		func() error {
+			return ignoreExists(s.CreateSubscription(ctx, store.Subscription{ID: DevSubscriptionID, TenantID: DevTenantID, DisplayName: "Development", ManagedBy: ManagedByDev}))
+		},
+		func() error {
+			return ignoreExists(s.CreateRoleAssignment(ctx, store.RoleAssignment{
+				ID: devID("azure-role/owner"), TenantID: DevTenantID, Scope: "/subscriptions/" + DevSubscriptionID,
+				RoleDefinitionID: RoleOwner.ID, PrincipalID: devID("client-app/sp"), ManagedBy: ManagedByDev, CreatedAt: now.UTC(),
 			}))
 		},
 	}

@@ -109,3 +109,57 @@ func TestEntraWouldRefuse(t *testing.T) {
 		}
 	}
 }
+
+func TestAzureRoles(t *testing.T) {
+	const (
+		miWrite  = "Microsoft.ManagedIdentity/userAssignedIdentities/write"
+		miRead   = "Microsoft.ManagedIdentity/userAssignedIdentities/read"
+		ficWrite = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write"
+		ficRead  = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read"
+		raWrite  = "Microsoft.Authorization/roleAssignments/write"
+		raRead   = "Microsoft.Authorization/roleAssignments/read"
+	)
+	for _, tc := range []struct {
+		role    AzureRole
+		allowed []string
+		denied  []string
+	}{
+		{RoleOwner, []string{miWrite, ficWrite, raWrite, raRead}, nil},
+		{RoleContributor, []string{miWrite, ficWrite, raRead}, []string{raWrite, "Microsoft.Authorization/roleAssignments/delete"}},
+		{RoleManagedIdentityContributor, []string{miWrite, miRead, ficWrite, ficRead, raRead}, []string{raWrite}},
+		{RoleManagedIdentityOperator, []string{miRead, ficRead, raRead}, []string{miWrite, ficWrite, raWrite}},
+		{RoleReader, []string{miRead, ficRead, raRead}, []string{miWrite, ficWrite, raWrite}},
+	} {
+		for _, a := range tc.allowed {
+			if !tc.role.Allows(a) {
+				t.Errorf("%s does not allow %s", tc.role.Name, a)
+			}
+		}
+		for _, a := range tc.denied {
+			if tc.role.Allows(a) {
+				t.Errorf("%s allows %s", tc.role.Name, a)
+			}
+		}
+	}
+	if r, ok := FindAzureRole("managed identity contributor"); !ok || r.ID != RoleManagedIdentityContributor.ID {
+		t.Errorf("FindAzureRole by name: %v %v", r, ok)
+	}
+	rg := "/subscriptions/S/resourceGroups/RG"
+	for target, want := range map[string]bool{
+		rg: true, rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi": true,
+		"/subscriptions/s/resourcegroups/rg2": false, "/subscriptions/s": false,
+	} {
+		if got := ScopeCovers(rg, target); got != want {
+			t.Errorf("ScopeCovers(%s, %s) = %v", rg, target, got)
+		}
+	}
+	for scope, want := range map[string]string{
+		"/subscriptions/S1": "s1", "/subscriptions/s1/resourceGroups/rg/": "s1",
+		"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi": "s1",
+		"/": "", "/subscriptions/s1/providers/Microsoft.Compute/virtualMachines/vm": "", "subscriptions/s1": "",
+	} {
+		if _, sub, ok := AzureScope(scope); sub != want || ok != (want != "") {
+			t.Errorf("AzureScope(%s) = %q %v", scope, sub, ok)
+		}
+	}
+}

@@ -11,6 +11,7 @@ func writeDevEnv(info DevInfo) error {
 		[][2]string{
 			{"AZURE_TENANT_ID", info.TenantID},
 			{"AZURE_CLIENT_ID", info.ClientID},
+			{"AZURE_SUBSCRIPTION_ID", info.SubscriptionID},
 			{"AZURE_AUTHORITY_HOST", info.AuthorityHost},
 			{"AZURE_FEDERATED_TOKEN_FILE", info.TokenFile},
 			{"SPIFFE_ENDPOINT_SOCKET", info.WorkloadSocket},

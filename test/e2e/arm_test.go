@@ -21,7 +21,8 @@ func TestARMManagedIdentities(t *testing.T) {
 	a := newAPI(t)
 	tok := a.mustToken(a.info.ClientID, a.info.ClientSecret, "https://management.core.windows.net//.default")
 	const v = "?api-version=2024-11-30"
-	mi := "/subscriptions/0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f/resourceGroups/batch-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/batch"
+	sub := a.info.SubscriptionID
+	mi := "/subscriptions/" + sub + "/resourceGroups/batch-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/batch"
 
 	status, body, _ := a.do("GET", mi+v, "", nil)
 	armError(t, "no token", status, body, 401, "AuthenticationFailed", "The 'Authorization' header is missing.")
@@ -43,7 +44,7 @@ func TestARMManagedIdentities(t *testing.T) {
 	if status, again, _ := a.do("PUT", mi+v, tok, map[string]any{"location": "westeurope"}); status != 200 || again["properties"].(map[string]any)["clientId"] != props["clientId"] {
 		t.Fatalf("PUT again: %d %v", status, again)
 	}
-	status, list, _ := a.do("GET", "/subscriptions/0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f/resourceGroups/batch-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities"+v, tok, nil)
+	status, list, _ := a.do("GET", "/subscriptions/"+sub+"/resourceGroups/batch-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities"+v, tok, nil)
 	if status != 200 || len(list["value"].([]any)) != 1 {
 		t.Fatalf("list: %d %v", status, list)
 	}
@@ -66,7 +67,7 @@ func TestARMManagedIdentities(t *testing.T) {
 		armError(t, tc.name, status, body, tc.status, tc.code, tc.msg)
 	}
 	status, got, _ := a.do("PUT", fic+v, tok, good)
-	if status != 201 || got["id"] != directory.ManagedIdentityID("0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f", "batch-rg", "batch")+"/federatedIdentityCredentials/spiffe-batch" ||
+	if status != 201 || got["id"] != directory.ManagedIdentityID(sub, "batch-rg", "batch")+"/federatedIdentityCredentials/spiffe-batch" ||
 		got["type"] != "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials" {
 		t.Fatalf("PUT credential: %d %v", status, got)
 	}

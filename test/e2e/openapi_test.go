@@ -114,7 +114,7 @@ func TestOpenAPIDescription(t *testing.T) {
 
 	m := a.mustToken(a.info.ClientID, a.info.ClientSecret, "https://management.core.windows.net//.default")
 	const v = "?api-version=2024-11-30"
-	rg := "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+	rg := "/subscriptions/" + a.info.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
 	a.do("PUT", rg+"/id1"+v, m, map[string]any{"location": "westeurope"})
 	a.do("GET", rg+v, m, nil)
 	a.do("GET", rg+"/id1"+v, m, nil)
@@ -124,6 +124,17 @@ func TestOpenAPIDescription(t *testing.T) {
 	a.do("GET", rg+"/id1/federatedIdentityCredentials/cred-1"+v, m, nil)
 	a.do("DELETE", rg+"/id1/federatedIdentityCredentials/cred-1"+v, m, nil)
 	a.do("DELETE", rg+"/id1"+v, m, nil)
+
+	_, client, _ := a.do("GET", "/v1.0/servicePrincipals(appId='"+a.info.ClientID+"')", g, nil)
+	const rav = "?api-version=2022-04-01"
+	sub := "/subscriptions/" + a.info.SubscriptionID + "/providers/Microsoft.Authorization/"
+	ra := sub + "roleAssignments/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" + rav
+	a.do("PUT", ra, m, map[string]any{"properties": map[string]any{"roleDefinitionId": sub + "roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7", "principalId": client["id"]}})
+	a.do("PUT", sub+"roleAssignments/x"+rav, m, map[string]any{}) // an error answer
+	a.do("GET", ra, m, nil)
+	a.do("GET", sub+"roleAssignments"+rav, m, nil)
+	a.do("GET", sub+"roleDefinitions"+rav, m, nil)
+	a.do("DELETE", ra, m, nil)
 
 	var missing []string
 	for _, item := range doc.Paths.Map() {

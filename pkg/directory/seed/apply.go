@@ -48,12 +48,16 @@ type principal struct {
 // and one in the way of a seeded object is an error naming both.
 func (a *Applier) Apply(ctx context.Context, f File) error {
 	now := a.now()
+	// One tenant's failure (a subscription of another tenant, an object
+	// in the way) does not keep the others from being applied.
+	var errs []error
 	for _, t := range f.Tenants {
 		if err := a.applyTenant(ctx, t, now); err != nil {
-			return fmt.Errorf("seed: tenant %s: %w", t.ID, err)
+			a.log().Error("seed: a tenant could not be applied", "tenant", t.ID, "error", err)
+			errs = append(errs, fmt.Errorf("seed: tenant %s: %w", t.ID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (a *Applier) now() time.Time {
@@ -100,6 +104,9 @@ func (a *Applier) applyTenant(ctx context.Context, t Tenant, now time.Time) erro
 	if err := a.pruneApplications(ctx, tid, keep); err != nil {
 		return err
 	}
+	if err := a.applySubscriptions(ctx, tid, t); err != nil {
+		return err
+	}
 	keepMI := map[string]bool{}
 	for _, mi := range t.ManagedIdentities {
 		p, err := a.applyManagedIdentity(ctx, tid, mi)
@@ -120,6 +127,16 @@ func (a *Applier) applyTenant(ctx context.Context, t Tenant, now time.Time) erro
 	}
 	for _, mi := range t.ManagedIdentities {
 		if err := a.applyRoleAssignments(ctx, tid, principals["mi/"+mi.Name], mi.RoleAssignments); err != nil {
+			return fmt.Errorf("managed identity %q: %w", mi.Name, err)
+		}
+	}
+	for _, app := range t.Applications {
+		if err := a.applyAzureRoleAssignments(ctx, tid, principals["app/"+app.Name], app.AzureRoleAssignments, now); err != nil {
+			return fmt.Errorf("application %q: %w", app.Name, err)
+		}
+	}
+	for _, mi := range t.ManagedIdentities {
+		if err := a.applyAzureRoleAssignments(ctx, tid, principals["mi/"+mi.Name], mi.AzureRoleAssignments, now); err != nil {
 			return fmt.Errorf("managed identity %q: %w", mi.Name, err)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"sigs.k8s.io/yaml"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 )
 
 // File is the seed document.
@@ -26,7 +28,11 @@ type Tenant struct {
 	Domains           []string          `json:"domains,omitempty"`
 	Applications      []Application     `json:"applications,omitempty"`
 	ManagedIdentities []ManagedIdentity `json:"managedIdentities,omitempty"`
-	Users             []User            `json:"users,omitempty"`
+	// Subscriptions are the tenant's Azure subscriptions; those its managed
+	// identities name are the tenant's too. A subscription belongs to one
+	// tenant.
+	Subscriptions []Subscription `json:"subscriptions,omitempty"`
+	Users         []User         `json:"users,omitempty"`
 }
 
 // Application is an app registration with its service principal.
@@ -50,6 +56,23 @@ type Application struct {
 	// clients may sign assertions with, as ClientCertificateCredential does.
 	CertificateFiles []string         `json:"certificateFiles,omitempty"`
 	RoleAssignments  []RoleAssignment `json:"roleAssignments,omitempty"`
+	// AzureRoleAssignments grant the application's service principal Azure
+	// roles (RBAC) for the ARM shaped API.
+	AzureRoleAssignments []AzureRoleAssignment `json:"azureRoleAssignments,omitempty"`
+}
+
+// Subscription is an Azure subscription of the tenant.
+type Subscription struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// AzureRoleAssignment grants a built-in Azure role (Owner, Contributor,
+// Managed Identity Contributor, Managed Identity Operator, Reader; by name
+// or GUID) at an ARM scope of one of the tenant's subscriptions.
+type AzureRoleAssignment struct {
+	Role  string `json:"role"`
+	Scope string `json:"scope"`
 }
 
 // AppRole is a role the application defines.
@@ -93,6 +116,7 @@ type ManagedIdentity struct {
 	ClientID             string                `json:"clientId,omitempty"`
 	FederatedCredentials []FederatedCredential `json:"federatedCredentials,omitempty"`
 	RoleAssignments      []RoleAssignment      `json:"roleAssignments,omitempty"`
+	AzureRoleAssignments []AzureRoleAssignment `json:"azureRoleAssignments,omitempty"`
 }
 
 // User is a user who signs in with a password (ROPC).
@@ -166,6 +190,9 @@ func (f File) check() error {
 			if err := checkRoleAssignments(at, a.RoleAssignments); err != nil {
 				return err
 			}
+			if err := checkAzureRoleAssignments(at, a.AzureRoleAssignments); err != nil {
+				return err
+			}
 		}
 		mis := map[string]bool{}
 		for j, m := range t.ManagedIdentities {
@@ -181,11 +208,31 @@ func (f File) check() error {
 			if err := checkRoleAssignments(at, m.RoleAssignments); err != nil {
 				return err
 			}
+			if err := checkAzureRoleAssignments(at, m.AzureRoleAssignments); err != nil {
+				return err
+			}
+		}
+		for j, sub := range t.Subscriptions {
+			if _, err := uuid.Parse(sub.ID); err != nil {
+				return fmt.Errorf("%s.subscriptions[%d].id: %q is not a GUID", at, j, sub.ID)
+			}
 		}
 		for j, u := range t.Users {
 			if u.UserPrincipalName == "" || u.PasswordFile == "" {
 				return fmt.Errorf("%s.users[%d]: userPrincipalName and passwordFile are required", at, j)
 			}
+		}
+	}
+	return nil
+}
+
+func checkAzureRoleAssignments(at string, ras []AzureRoleAssignment) error {
+	for k, r := range ras {
+		if _, ok := directory.FindAzureRole(r.Role); !ok {
+			return fmt.Errorf("%s.azureRoleAssignments[%d].role: %q is not a built-in role the gateway knows (Owner, Contributor, Managed Identity Contributor, Managed Identity Operator, Reader)", at, k, r.Role)
+		}
+		if _, _, ok := directory.AzureScope(r.Scope); !ok {
+			return fmt.Errorf("%s.azureRoleAssignments[%d].scope: %q is not /subscriptions/{id}, a resource group or a user-assigned identity under it", at, k, r.Scope)
 		}
 	}
 	return nil

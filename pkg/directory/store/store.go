@@ -150,6 +150,30 @@ type ManagedIdentity struct {
 	ManagedBy      string
 }
 
+// Subscription is an Azure subscription. It belongs to exactly one tenant:
+// ARM resources under it are that tenant's, and a caller of another tenant
+// cannot reach them.
+type Subscription struct {
+	ID          string // GUID, stored lower case
+	TenantID    string
+	DisplayName string
+	ManagedBy   string
+}
+
+// RoleAssignment grants an Azure role (RBAC) to a principal at an ARM scope
+// and everything below it, as Microsoft.Authorization/roleAssignments does.
+type RoleAssignment struct {
+	ID       string // the assignment's name, a GUID
+	TenantID string
+	// Scope is /subscriptions/{id}[/resourcegroups/{rg}[/providers/...]],
+	// stored lower case: ARM compares scopes case-insensitively.
+	Scope            string
+	RoleDefinitionID string // a built-in role's GUID
+	PrincipalID      string // service principal or managed identity principal object id
+	ManagedBy        string
+	CreatedAt        time.Time
+}
+
 // User is a directory user that can sign in with a password (ROPC).
 type User struct {
 	ObjectID          string
@@ -241,8 +265,25 @@ type Store interface {
 	GetManagedIdentityByClientID(ctx context.Context, tenantID, clientID string) (ManagedIdentity, error)
 	ListManagedIdentities(ctx context.Context, tenantID string) ([]ManagedIdentity, error)
 	// DeleteManagedIdentity removes the identity with its federated
-	// credentials and its service principal.
+	// credentials and the role assignments it holds.
 	DeleteManagedIdentity(ctx context.Context, id string) error
+
+	// CreateSubscription stores sub; a subscription id is unique across
+	// tenants (ErrAlreadyExists).
+	CreateSubscription(ctx context.Context, sub Subscription) error
+	GetSubscription(ctx context.Context, id string) (Subscription, error)
+	ListSubscriptions(ctx context.Context, tenantID string) ([]Subscription, error)
+
+	// CreateRoleAssignment stores a; an id, or a scope, role and principal,
+	// already assigned is ErrAlreadyExists.
+	CreateRoleAssignment(ctx context.Context, a RoleAssignment) error
+	GetRoleAssignment(ctx context.Context, id string) (RoleAssignment, error)
+	// ListRoleAssignments lists a tenant's Azure role assignments by id.
+	ListRoleAssignments(ctx context.Context, tenantID string) ([]RoleAssignment, error)
+	// ListPrincipalRoleAssignments lists the Azure role assignments a
+	// principal holds, by id.
+	ListPrincipalRoleAssignments(ctx context.Context, principalID string) ([]RoleAssignment, error)
+	DeleteRoleAssignment(ctx context.Context, id string) error
 
 	CreateUser(ctx context.Context, u User) error
 	GetUserByUPN(ctx context.Context, tenantID, upn string) (User, error)

@@ -26,8 +26,12 @@ import (
 // asks for https://management.core.windows.net/) and its application id.
 var Audiences = append([]string{"https://management.azure.com", directory.ARMAppID}, directory.ARMResources...)
 
-// APIVersions are the api-version values served.
+// APIVersions are the api-version values served for managed identities.
 var APIVersions = []string{"2023-01-31", "2024-11-30"}
+
+// AuthorizationAPIVersions are the api-version values served for role
+// assignments and role definitions (az uses the first).
+var AuthorizationAPIVersions = []string{"2022-04-01", "2022-05-01-preview"}
 
 const maxBody = 64 << 10
 
@@ -124,8 +128,8 @@ type ficJSON struct {
 	Properties ficProperties `json:"properties"`
 }
 
-// ServeHTTP routes identity and credential calls after checking the token
-// and api-version.
+// ServeHTTP routes identity, credential and role assignment calls after
+// checking the token, the api-version and the subscription's tenant.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-request-id", uuid.NewString())
 	if err := s.serve(w, r); err != nil {
@@ -142,27 +146,76 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		return newError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 	}
-	v := r.URL.Query().Get("api-version")
-	switch {
-	case v == "":
-		return badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
-	case !slices.Contains(APIVersions, v):
-		return badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(APIVersions, ","))
+	q := &call{w: w, r: r, caller: caller}
+	if m := rbacPath.FindStringSubmatch(r.URL.Path); m != nil {
+		if err := checkVersion(r, AuthorizationAPIVersions); err != nil {
+			return err
+		}
+		if err := s.checkSubscription(q, m[2]); err != nil {
+			return err
+		}
+		if m[3] == "roleDefinitions" {
+			return s.roleDefinitions(q, m[2], m[4])
+		}
+		return s.roleAssignments(q, m[1], m[4])
 	}
 	m := path.FindStringSubmatch(r.URL.Path)
 	if m == nil {
-		return newError(http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '"+v+"'.")
+		return newError(http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ManagedIdentity' for api version '"+r.URL.Query().Get("api-version")+"'.")
+	}
+	if err := checkVersion(r, APIVersions); err != nil {
+		return err
+	}
+	if err := s.checkSubscription(q, m[1]); err != nil {
+		return err
 	}
 	sub, rg, name, fics, fic := m[1], m[2], m[3], m[4] != "", m[5]
 	switch {
 	case name == "" && r.Method == http.MethodGet:
-		return s.listIdentities(w, r, caller, sub, rg)
+		return s.listIdentities(q, sub, rg)
 	case name == "":
 		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 	case !fics:
-		return s.identity(w, r, caller, sub, rg, name)
+		return s.identity(q, sub, rg, name)
 	}
-	return s.federated(w, r, caller, sub, rg, name, fic)
+	return s.federated(q, sub, rg, name, fic)
+}
+
+// call is one request with its verified caller.
+type call struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	caller apiauth.Caller
+}
+
+// checkVersion is ARM's error unless the api-version is one of versions.
+func checkVersion(r *http.Request, versions []string) error {
+	v := r.URL.Query().Get("api-version")
+	switch {
+	case v == "":
+		return badRequest("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+	case !slices.Contains(versions, v):
+		return badRequest("InvalidApiVersionParameter", "The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(versions, ","))
+	}
+	return nil
+}
+
+// checkSubscription is ARM's error unless the subscription exists in the
+// caller's tenant: a subscription belongs to one tenant, and a token of
+// another tenant is refused as ARM refuses it.
+func (s *Server) checkSubscription(q *call, id string) error {
+	sub, err := s.store.GetSubscription(q.r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return newError(http.StatusNotFound, "SubscriptionNotFound", fmt.Sprintf("The subscription '%s' could not be found.", id))
+	case err != nil:
+		return err
+	case sub.TenantID != q.caller.TenantID:
+		return newError(http.StatusUnauthorized, "InvalidAuthenticationTokenTenant", fmt.Sprintf(
+			"The access token is from the wrong issuer 'https://sts.windows.net/%s/'. It must match the tenant 'https://sts.windows.net/%s/' associated with this subscription. Please use the authority (URL) 'https://login.windows.net/%s' to get the token.",
+			q.caller.TenantID, sub.TenantID, sub.TenantID))
+	}
+	return nil
 }
 
 func toIdentityJSON(mi store.ManagedIdentity) identityJSON {
@@ -171,23 +224,30 @@ func toIdentityJSON(mi store.ManagedIdentity) identityJSON {
 	return out
 }
 
-// lookup finds the identity in the caller's tenant.
-func (s *Server) lookup(r *http.Request, caller apiauth.Caller, sub, rg, name string) (store.ManagedIdentity, error) {
-	mi, err := s.store.GetManagedIdentity(r.Context(), directory.ManagedIdentityID(sub, rg, name))
-	if err == nil && mi.TenantID != caller.TenantID {
+// lookup finds the identity; checkSubscription has made sure the
+// subscription is the caller's tenant's.
+func (s *Server) lookup(q *call, sub, rg, name string) (store.ManagedIdentity, error) {
+	mi, err := s.store.GetManagedIdentity(q.r.Context(), directory.ManagedIdentityID(sub, rg, name))
+	if err == nil && mi.TenantID != q.caller.TenantID {
 		err = store.ErrNotFound
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return mi, newError(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("The Resource '%s/%s' under resource group '%s' was not found.", identityType, name, rg))
 	}
-	if err != nil {
-		return mi, err
-	}
-	return mi, nil
+	return mi, err
 }
 
-func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg string) error {
-	mis, err := s.store.ListManagedIdentities(r.Context(), caller.TenantID)
+// identityScope is the identity's ARM id as the caller spelled it, the
+// scope ARM names in its authorization errors.
+func identityScope(sub, rg, name string) string {
+	return "/subscriptions/" + sub + "/resourceGroups/" + rg + "/providers/" + identityType + "/" + name
+}
+
+func (s *Server) listIdentities(q *call, sub, rg string) error {
+	if err := s.authorize(q, identityType+"/read", "/subscriptions/"+sub+"/resourceGroups/"+rg); err != nil {
+		return err
+	}
+	mis, err := s.store.ListManagedIdentities(q.r.Context(), q.caller.TenantID)
 	if err != nil {
 		return err
 	}
@@ -197,16 +257,27 @@ func (s *Server) listIdentities(w http.ResponseWriter, r *http.Request, caller a
 			out = append(out, toIdentityJSON(mi))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	writeJSON(q.w, http.StatusOK, map[string]any{"value": out})
 	return nil
 }
 
-func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name string) error {
+// actions are the ARM action verbs of the methods served.
+var actions = map[string]string{http.MethodGet: "read", http.MethodPut: "write", http.MethodDelete: "delete"}
+
+func (s *Server) identity(q *call, sub, rg, name string) error {
+	w, r := q.w, q.r
+	action, ok := actions[r.Method]
+	if !ok {
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
+	}
+	if err := s.authorize(q, identityType+"/"+action, identityScope(sub, rg, name)); err != nil {
+		return err
+	}
 	switch r.Method {
 	case http.MethodGet:
-		mi, aerr := s.lookup(r, caller, sub, rg, name)
-		if aerr != nil {
-			return aerr
+		mi, err := s.lookup(q, sub, rg, name)
+		if err != nil {
+			return err
 		}
 		writeJSON(w, http.StatusOK, toIdentityJSON(mi))
 	case http.MethodPut:
@@ -214,27 +285,32 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 			Location string            `json:"location"`
 			Tags     map[string]string `json:"tags"`
 		}
-		if aerr := decode(r, &in); aerr != nil {
-			return aerr
+		if err := decode(r, &in); err != nil {
+			return err
 		}
 		if in.Location == "" {
 			return badRequest("LocationRequired", "The location property is required for this definition.")
 		}
-		if mi, aerr := s.lookup(r, caller, sub, rg, name); aerr == nil {
+		if mi, err := s.lookup(q, sub, rg, name); err == nil {
 			writeJSON(w, http.StatusOK, toIdentityJSON(mi)) // ARM's PUT is idempotent
 			return nil
-		} else if !isNotFound(aerr) {
-			return aerr
+		} else if !isNotFound(err) {
+			return err
 		}
-		mi := store.ManagedIdentity{ID: directory.ManagedIdentityID(sub, rg, name), TenantID: caller.TenantID, SubscriptionID: sub,
+		mi := store.ManagedIdentity{ID: directory.ManagedIdentityID(sub, rg, name), TenantID: q.caller.TenantID, SubscriptionID: sub,
 			ResourceGroup: rg, Name: name, Location: in.Location, ClientID: uuid.NewString(), PrincipalID: uuid.NewString()}
-		if err := s.store.CreateManagedIdentity(r.Context(), mi); err != nil {
+		err := s.store.CreateManagedIdentity(r.Context(), mi)
+		if errors.Is(err, store.ErrAlreadyExists) {
+			// Another PUT of the same identity won the race.
+			return newError(http.StatusConflict, "Conflict", fmt.Sprintf("The resource '%s' was created by a concurrent request. Retry the request.", mi.ID))
+		}
+		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusCreated, toIdentityJSON(mi))
 	case http.MethodDelete:
-		mi, aerr := s.lookup(r, caller, sub, rg, name)
-		if aerr != nil {
+		mi, err := s.lookup(q, sub, rg, name)
+		if err != nil {
 			w.WriteHeader(http.StatusNoContent) // deleting what is not there succeeds, as in ARM
 			return nil
 		}
@@ -242,8 +318,6 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, caller apiauth
 			return err
 		}
 		w.WriteHeader(http.StatusOK)
-	default:
-		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -71,10 +72,33 @@ func TestStoreFailureIsARMs503(t *testing.T) {
 	}
 }
 
+// racingStore answers CreateManagedIdentity as the store does when another
+// request created the same identity first.
+type racingStore struct{ store.Store }
+
+func (racingStore) CreateManagedIdentity(context.Context, store.ManagedIdentity) error {
+	return fmt.Errorf("unique constraint: %w", store.ErrAlreadyExists)
+}
+
+// TestIdentityCreatedConcurrentlyIsConflict: losing the race to create an
+// identity is ARM's 409, not a 503 blaming the backend.
+func TestIdentityCreatedConcurrentlyIsConflict(t *testing.T) {
+	s, st, token := newTestServer(t, nil)
+	s = New(racingStore{st}, s.auth, s.parse, nil)
+	r := httptest.NewRequest(http.MethodPut, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/new?api-version=2024-11-30", strings.NewReader(`{"location":"westeurope"}`))
+	r.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"code":"Conflict"`) {
+		t.Fatalf("a lost creation race: %d %s", w.Code, w.Body)
+	}
+}
+
 const testTenant = "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10"
 
-// newTestServer is the ARM endpoint over a SQLite store holding one tenant,
-// with a token for it that the endpoint accepts.
+// newTestServer is the ARM endpoint over a SQLite store holding one tenant
+// with its subscription "sub", on which the caller "o" is Owner, with a
+// token for it that the endpoint accepts.
 func newTestServer(t *testing.T, logger *slog.Logger) (*Server, store.Store, string) {
 	t.Helper()
 	st, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "db"))
@@ -82,8 +106,15 @@ func newTestServer(t *testing.T, logger *slog.Logger) (*Server, store.Store, str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.CreateTenant(context.Background(), store.Tenant{ID: testTenant}); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	for _, err := range []error{
+		st.CreateTenant(ctx, store.Tenant{ID: testTenant}),
+		st.CreateSubscription(ctx, store.Subscription{ID: "sub", TenantID: testTenant}),
+		st.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra", TenantID: testTenant, Scope: "/subscriptions/sub", RoleDefinitionID: directory.RoleOwner.ID, PrincipalID: "o"}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	verifier := &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { return key.Public(), kid == "k" }, Now: time.Now}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
 )
 
 func toFICJSON(mi store.ManagedIdentity, c store.FederatedCredential) ficJSON {
@@ -22,8 +21,20 @@ func toFICJSON(mi store.ManagedIdentity, c store.FederatedCredential) ficJSON {
 }
 
 // federated serves .../federatedIdentityCredentials[/{name}].
-func (s *Server) federated(w http.ResponseWriter, r *http.Request, caller apiauth.Caller, sub, rg, name, fic string) error {
-	mi, aerr := s.lookup(r, caller, sub, rg, name)
+func (s *Server) federated(q *call, sub, rg, name, fic string) error {
+	w, r := q.w, q.r
+	action, ok := actions[r.Method]
+	if !ok {
+		return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
+	}
+	scope := identityScope(sub, rg, name) + "/federatedIdentityCredentials"
+	if fic != "" {
+		scope += "/" + fic
+	}
+	if err := s.authorize(q, ficType+"/"+action, scope); err != nil {
+		return err
+	}
+	mi, aerr := s.lookup(q, sub, rg, name)
 	if aerr != nil {
 		if isNotFound(aerr) {
 			aerr = newError(http.StatusNotFound, "ParentResourceNotFound", fmt.Sprintf("Failed to perform '%s' on resource(s) of type '%s', because the parent resource '%s' could not be found. The parent user-assigned identity doesn't exist.", r.Method, ficType, directory.ManagedIdentityID(sub, rg, name)))

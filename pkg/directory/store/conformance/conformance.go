@@ -34,6 +34,8 @@ func Run(t *testing.T, open Opener) {
 		{"FederatedCredentialLimitUnderRace", testFederatedLimitRace},
 		{"AppRoleAssignments", testAppRoleAssignments},
 		{"ManagedIdentities", testManagedIdentities},
+		{"Subscriptions", testSubscriptions},
+		{"RoleAssignments", testRoleAssignments},
 		{"Users", testUsers},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},

@@ -247,6 +247,7 @@ func (s *Store) DeleteApplication(ctx context.Context, objectID string) error {
 			stmts = append(stmts,
 				struct{ q, arg string }{"DELETE FROM app_role_assignments WHERE principal_id = ?", spID},
 				struct{ q, arg string }{"DELETE FROM app_role_assignments WHERE resource_id = ?", spID},
+				struct{ q, arg string }{"DELETE FROM role_assignments WHERE principal_id = ?", spID},
 				struct{ q, arg string }{"DELETE FROM service_principals WHERE object_id = ?", spID})
 		}
 		for _, st := range stmts {

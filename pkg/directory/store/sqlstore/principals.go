@@ -69,6 +69,7 @@ func (s *Store) DeleteManagedIdentity(ctx context.Context, id string) error {
 		for _, st := range []struct{ q, arg string }{
 			{"DELETE FROM federated_credentials WHERE owner_id = ?", principal},
 			{"DELETE FROM app_role_assignments WHERE principal_id = ?", principal},
+			{"DELETE FROM role_assignments WHERE principal_id = ?", principal},
 			{"DELETE FROM managed_identities WHERE id = ?", id},
 		} {
 			if _, err := tx.ExecContext(ctx, s.d.rebind(st.q), st.arg); err != nil {

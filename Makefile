@@ -37,7 +37,8 @@ test:
 	eval "$$(test/postgres/pg.sh start)" && $(GO) test -count=1 ./...
 
 ## e2e: the slow suites: the real Node Azure SDKs (pinned in test/node)
-## against a development gateway process, and real SPIRE (test/spire)
+## against a development gateway process, real SPIRE (test/spire), and a real
+## Kubernetes control plane installing the chart (test/k8s, docs/kubernetes.md)
 e2e:
 	test/e2e/run.sh
 
@@ -62,4 +63,4 @@ lint:
 
 clean:
 	-test/postgres/pg.sh stop
-	rm -rf bin .tools/postgres .tools/spire-*
+	rm -rf bin .tools/postgres .tools/spire-* .tools/kubernetes-*

@@ -3,7 +3,9 @@
 # test/node/package-lock.json, against a development gateway started as a
 # process on free loopback ports; then real SPIRE (built once by
 # test/spire/build.sh) in front of the gateway; then the image (make image),
-# checked and run from its own root filesystem with Debian's runc.
+# checked and run from its own root filesystem with Debian's runc; then a real
+# Kubernetes control plane (built once by test/k8s/build.sh, in the background
+# from the start) that installs the chart and applies the kustomizations.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -18,13 +20,17 @@ work=$(mktemp -d)
 gw_pid=
 sidecar_pid=
 cleanup() {
-	for pid in $sidecar_pid $gw_pid; do
+	for pid in $sidecar_pid $gw_pid ${k8s_build_pid:-}; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
+
+# The control plane's cold build is the longest step: it starts first.
+test/k8s/build.sh >"$work/k8s-build.out" 2>"$work/k8s-build.log" &
+k8s_build_pid=$!
 
 "$bin" serve --dev --data-dir "$work/data" --entra-addr 127.0.0.1:0 --oidc-addr 127.0.0.1:0 \
 	>"$work/gateway.out" 2>"$work/gateway.log" &
@@ -84,3 +90,12 @@ GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/sp
 echo "== image: built without a container runtime, checked, and run read-only with runc"
 make -s image
 GATEWAY_IMAGE_LAYOUT=$root/bin/image GATEWAY_TEST_RUNC=$(test/image/runc.sh) go test -count=1 -v -run TestBuiltImage ./test/image/
+
+echo "== a real control plane: the chart and the kustomizations on kube-apiserver"
+if ! wait "$k8s_build_pid"; then
+	cat "$work/k8s-build.log" >&2
+	echo "test/k8s/build.sh failed" >&2
+	exit 1
+fi
+k8s_build_pid=
+GATEWAY_TEST_K8S_BIN=$(cat "$work/k8s-build.out") go test -count=1 -v ./test/k8s/...

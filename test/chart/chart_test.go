@@ -82,10 +82,7 @@ func checkInvariants(t *testing.T, r chart.Rendered) {
 	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
 		t.Error("the pod may run as root")
 	}
-	if len(pod.Containers) != 1 {
-		t.Fatalf("%d containers", len(pod.Containers))
-	}
-	c := pod.Containers[0]
+	c := gatewayContainer(t, d)
 	sc := c.SecurityContext
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 		sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" ||
@@ -236,7 +233,7 @@ func TestWorkloadAPIByHostPath(t *testing.T) {
 }
 
 func TestExposures(t *testing.T) {
-	r := render(t, map[string]any{"issuer": "https://oidc.contoso.example/tenant-a", "ingress": map[string]any{"enabled": true, "className": "nginx", "tlsSecretName": "public-tls"}})
+	r := render(t, map[string]any{"jwtIssuer": "https://oidc.contoso.example/tenant-a", "ingress": map[string]any{"enabled": true, "className": "nginx", "tlsSecretName": "public-tls"}})
 	checkInvariants(t, r)
 	o, ok := r.Find("Ingress", "-oidc")
 	if !ok {
@@ -316,7 +313,7 @@ func TestInvalidValuesFailToRender(t *testing.T) {
 		{"autoscaling with SQLite", map[string]any{"autoscaling": map[string]any{"enabled": true}}, "needs store.postgres.enabled"},
 		{"two TLS modes", map[string]any{"tls": map[string]any{"secret": map[string]any{"enabled": true, "name": "x"}}}, "enable exactly one of tls.spiffe, tls.secret and tls.certManager (enabled: spiffe, secret)"},
 		{"no TLS mode", map[string]any{"tls": map[string]any{"spiffe": map[string]any{"enabled": false}}}, "(enabled: none)"},
-		{"http issuer", map[string]any{"issuer": "http://oidc.example.org"}, `issuer "http://oidc.example.org" must be https`},
+		{"http issuer", map[string]any{"jwtIssuer": "http://oidc.example.org"}, `issuer "http://oidc.example.org" must be https`},
 		{"ingress host", map[string]any{"ingress": map[string]any{"enabled": true, "host": "other.example.org"}}, `ingress.host "other.example.org" does not match the issuer's host "oidc-discovery.example.org"`},
 		{"route host", map[string]any{"httpRoute": map[string]any{"enabled": true, "parentRefs": []any{map[string]any{"name": "g"}}, "hostnames": []any{"x.example"}}}, `httpRoute.hostnames: "x.example" does not match`},
 		{"postgres without secret", map[string]any{"store": map[string]any{"postgres": map[string]any{"enabled": true}}}, "store.postgres.dsnSecret.name is required"},

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/chart"
@@ -20,8 +21,9 @@ var update = flag.Bool("update", false, "write deploy/base/gateway.yaml from the
 
 const baseFile = "../../deploy/base/gateway.yaml"
 
-// helmOnly are the lines of a Helm render that name Helm itself.
-var helmOnly = regexp.MustCompile(`(?m)^\s*(helm\.sh/chart|app\.kubernetes\.io/managed-by): .*\n|^# Source: .*\n`)
+// helmOnly are the lines of a Helm render that name Helm itself, and the
+// objects' namespace, which kustomizations set.
+var helmOnly = regexp.MustCompile(`(?m)^\s*(helm\.sh/chart|app\.kubernetes\.io/managed-by): .*\n|^# Source: .*\n|^  namespace: .*\n`)
 
 // baseFromChart renders the chart's defaults as the plain manifests of
 // deploy/base: the release is named after the chart, Helm's own labels go.
@@ -126,6 +128,30 @@ func TestDeploySPIREExamples(t *testing.T) {
 	spec := (*objs[0].Value.(*map[string]any))["spec"].(map[string]any)
 	if spec["jwtTtl"] != "1h" {
 		t.Errorf("jwtTtl %v: the token-file sidecar wants SVIDs of an hour", spec["jwtTtl"])
+	}
+	// values-spire.yaml sets only what SPIRE's server chart reads
+	// (charts/spire/charts/spire-server/values.yaml at 8a28a1b): it has no
+	// jwtKeyType, and a value it does not define is silently ignored.
+	var values struct {
+		Global struct {
+			Spire struct{ TrustDomain, JWTIssuer string } `json:"spire"`
+		} `json:"global"`
+		Server map[string]any `json:"spire-server"`
+	}
+	raw, err = os.ReadFile("../../deploy/spire/values-spire.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	for k := range values.Server {
+		if k != "caKeyType" && k != "defaultJwtSvidTTL" {
+			t.Errorf("values-spire.yaml sets spire-server.%s, which SPIRE's chart does not define", k)
+		}
+	}
+	if values.Server["caKeyType"] != "rsa-2048" || values.Global.Spire.JWTIssuer != "https://oidc.contoso.example" {
+		t.Errorf("values-spire.yaml: %+v", values)
 	}
 	conf, err := os.ReadFile("../../deploy/spire/server.conf")
 	if err != nil {

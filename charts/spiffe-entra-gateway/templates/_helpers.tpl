@@ -33,14 +33,63 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The trust domain and the issuer, as SPIRE's charts derive them. */}}
+{{/* SPIRE's global values, as SPIRE's charts (spire-lib) read them: a global value that is set wins. */}}
 {{- define "seg.trustDomain" -}}
-{{- default .Values.global.spire.trustDomain .Values.trustDomain -}}
+{{- dig "spire" "trustDomain" "" .Values.global | default .Values.trustDomain -}}
 {{- end -}}
 
 {{- define "seg.issuer" -}}
-{{- $issuer := default .Values.global.spire.jwtIssuer .Values.issuer -}}
+{{- $issuer := dig "spire" "jwtIssuer" "" .Values.global | default .Values.jwtIssuer -}}
 {{- default (printf "https://oidc-discovery.%s" (include "seg.trustDomain" .)) $issuer -}}
+{{- end -}}
+
+{{- define "seg.clusterDomain" -}}
+{{- dig "k8s" "clusterDomain" "" .Values.global | default .Values.clusterDomain -}}
+{{- end -}}
+
+{{- define "seg.bundleConfigMap" -}}
+{{- dig "spire" "bundleConfigMap" "" .Values.global | default .Values.bundleConfigMap -}}
+{{- end -}}
+
+{{/* The namespace, as SPIRE's oidc-discovery-provider chart places itself: beside the SPIRE server in SPIRE's
+recommended layout. */}}
+{{- define "seg.namespace" -}}
+{{- if .Values.namespaceOverride -}}
+{{- .Values.namespaceOverride -}}
+{{- else if and (dig "spire" "recommendations" "enabled" false .Values.global) (dig "spire" "recommendations" "namespaceLayout" true .Values.global) -}}
+{{- dig "spire" "namespaces" "server" "name" "" .Values.global | default "spire-server" -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* registry/repository:tag, or @digest when image.digest is set. */}}
+{{- define "seg.image" -}}
+{{- $registry := dig "spire" "image" "registry" "" .Values.global | default .Values.image.registry -}}
+{{- $repo := ternary .Values.image.repository (printf "%s/%s" $registry .Values.image.repository) (empty $registry) -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod's security context; OpenShift assigns the user and groups itself. */}}
+{{- define "seg.podSecurityContext" -}}
+{{- $ctx := deepCopy .Values.podSecurityContext -}}
+{{- if dig "openshift" false .Values.global -}}
+{{- $ctx = omit $ctx "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $ctx -}}
+{{- end -}}
+
+{{/* Whether the pod needs the Workload API: for its keys or for its own X.509-SVID. */}}
+{{- define "seg.needsWorkloadAPI" -}}
+{{- if or (eq .Values.bundleSource "WorkloadAPI") .Values.tls.spiffe.enabled (include "seg.additionalFromWorkloadAPI" .) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "seg.additionalFromWorkloadAPI" -}}
+{{- range .Values.oidc.additionalTrustDomains -}}{{- if not .bundleConfigMap -}}true{{- end -}}{{- end -}}
 {{- end -}}
 
 {{- define "seg.issuerHost" -}}
@@ -96,19 +145,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.ingress.enabled .Values.httpRoute.enabled -}}
 {{- fail "ingress.enabled and httpRoute.enabled: choose one exposure for the OIDC endpoint" -}}
 {{- end -}}
+{{- range $i, $d := .Values.oidc.additionalTrustDomains -}}
+{{- if not (hasPrefix "https://" $d.jwtIssuer) -}}
+{{- fail (printf "oidc.additionalTrustDomains[%d].jwtIssuer %q must be https: Entra fetches issuer metadata over https only" $i $d.jwtIssuer) -}}
 {{- end -}}
-
-{{/* The hardened container security context. */}}
-{{- define "seg.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
+{{- end -}}
 {{- end -}}
 
 {{/* The admission webhook: its object names (cut so that the suffix fits in 63), labels and TLS mode. */}}
@@ -117,7 +158,7 @@ seccompProfile:
 {{- end -}}
 
 {{- define "seg.webhook.configurationName" -}}
-{{- printf "%s-%s" .Release.Namespace (include "seg.webhook.name" .) -}}
+{{- printf "%s-%s" (include "seg.namespace" .) (include "seg.webhook.name" .) -}}
 {{- end -}}
 
 {{- define "seg.webhook.selectorLabels" -}}
@@ -144,5 +185,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The namespaces whose pods the webhook never touches. */}}
 {{- define "seg.webhook.excluded" -}}
-{{- toJson (concat (list .Release.Namespace "kube-system") .Values.webhook.excludedNamespaces | uniq) -}}
+{{- toJson (concat (list (include "seg.namespace" .) "kube-system") .Values.webhook.excludedNamespaces | uniq) -}}
 {{- end -}}

@@ -83,6 +83,20 @@ if [ "$status" -ne 0 ]; then
 	exit "$status"
 fi
 
+echo "== python clients: Debian's azure-identity and MSAL"
+test/python/install.sh
+(
+	loadenv
+	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
+	# Debian's interpreter: the one that sees Debian's packages.
+	cd test/python && /usr/bin/python3 -W ignore::ResourceWarning -m unittest -v clients_test
+) || status=$?
+if [ "$status" -ne 0 ]; then
+	echo "== gateway log" >&2
+	tail -n 50 "$work/gateway.log" >&2
+	exit "$status"
+fi
+
 echo "== real SPIRE: server, agent and the gateway's discovery provider"
 spire_bin=$(test/spire/build.sh)
 GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/

@@ -39,7 +39,9 @@ func TestDiscoveryAndKeys(t *testing.T) {
 		t.Errorf("common discovery issuer %v", doc["issuer"])
 	}
 	resp, doc = get("/nowhere.example/v2.0/.well-known/openid-configuration")
-	if resp.StatusCode != 400 || doc["error_codes"].([]any)[0] != float64(90002) {
+	// invalid_tenant, as captured from Entra's discovery endpoint in 2025-08
+	// (james-gould/azure-keyvault-emulator#324).
+	if resp.StatusCode != 400 || doc["error"] != "invalid_tenant" || doc["error_codes"].([]any)[0] != float64(90002) {
 		t.Errorf("unknown tenant discovery: %d %v", resp.StatusCode, doc)
 	}
 	for _, path := range []string{"/" + tenantID + "/discovery/v2.0/keys", "/" + tenantID + "/discovery/keys", "/common/discovery/keys"} {

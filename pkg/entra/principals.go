@@ -51,7 +51,7 @@ func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID str
 	if err == nil {
 		sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, clientID)
 		if errors.Is(err, store.ErrNotFound) {
-			return client{}, notFoundApp(clientID, t)
+			return client{}, aadsts.New(aadsts.MissingServicePrincipal, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", app.AppID, t.ID)
 		}
 		if err != nil {
 			return client{}, fmt.Errorf("get service principal: %w", err)
@@ -88,12 +88,21 @@ type resource struct {
 	PrincipalID string
 }
 
-// resolveResource finds the resource app by identifier URI or by appId (with
-// or without an api:// prefix), as Entra accepts either.
+// resolveResource finds the resource app as Entra does: by identifier URI
+// with or without one trailing slash (azure-mgmt-* asks for
+// https://management.azure.com, az for https://management.azure.com/), or
+// by appId, with or without an api:// prefix and a trailing slash.
 func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, error) {
 	app, err := s.store.GetApplicationByIdentifierURI(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
-		if id := strings.TrimPrefix(name, "api://"); isGUID(id) {
+		other := name + "/"
+		if trimmed, ok := strings.CutSuffix(name, "/"); ok && !strings.HasSuffix(trimmed, "/") {
+			other = trimmed
+		}
+		app, err = s.store.GetApplicationByIdentifierURI(ctx, t.ID, other)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		if id := strings.TrimSuffix(strings.TrimPrefix(name, "api://"), "/"); isGUID(id) {
 			app, err = s.store.GetApplicationByAppID(ctx, t.ID, strings.ToLower(id))
 		}
 	}

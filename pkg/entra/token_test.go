@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 )
 
@@ -33,13 +34,18 @@ func TestTokenEndpointErrors(t *testing.T) {
 		code   int
 		says   string
 	}{
-		{"unknown tenant", "/" + "00000000-0000-0000-0000-0000000000aa" + "/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_request", 90002, "Tenant '00000000-0000-0000-0000-0000000000aa' not found"},
-		{"unknown domain", "/nowhere.example/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_request", 90002, "Tenant 'nowhere.example' not found"},
+		// invalid_tenant: captured 2023-06 (microsoftgraph/windowsupdates-webapplication-sample#6) and
+		// 2025-08 (james-gould/azure-keyvault-emulator#324); a 2020 capture
+		// (microsoft/azure-tools-for-java#3900) had invalid_request, the most recent wins.
+		{"unknown tenant", "/" + "00000000-0000-0000-0000-0000000000aa" + "/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_tenant", 90002, "Tenant '00000000-0000-0000-0000-0000000000aa' not found"},
+		{"unknown domain", "/nowhere.example/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_tenant", 90002, "Tenant 'nowhere.example' not found"},
 		{"no grant_type", v2, ccForm("grant_type", ""), nil, 400, "invalid_request", 900144, "parameter: 'grant_type'"},
 		{"JSON body", v2, ccForm(), func(r *http.Request) { r.Header.Set("Content-Type", "application/json") }, 400, "invalid_request", 900144, "'grant_type'"},
 		{"unsupported grant", v2, ccForm("grant_type", "magic"), nil, 400, "unsupported_grant_type", 70003, "unsupported grant type 'magic'"},
 		{"no client_id", v2, ccForm("client_id", ""), nil, 400, "invalid_request", 900144, "parameter: 'client_id'"},
-		{"no scope", v2, ccForm("scope", ""), nil, 400, "invalid_request", 900144, "parameter: 'scope'"},
+		// Captured 2024-11 (mullerpeter/databricks-grafana#99) and 2026-07
+		// (MyPureCloud/terraform-provider-genesyscloud#2443).
+		{"no scope", v2, ccForm("scope", ""), nil, 400, "invalid_request", 90014, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request."},
 		{"scope without .default", v2, ccForm("scope", "api://payments/Payments.Read"), nil, 400, "invalid_scope", 1002012, "scope api://payments/Payments.Read is not valid"},
 		{"only OIDC scopes", v2, ccForm("scope", "openid profile"), nil, 400, "invalid_scope", 1002012, "/.default suffixed"},
 		{"two resources", v2, ccForm("scope", "api://payments/.default https://legacy.contoso.example/.default"), nil, 400, "invalid_scope", 700022, "single resource"},
@@ -180,6 +186,72 @@ func TestTokenShapes(t *testing.T) {
 			t.Errorf("azp %v azpacr %v roles %v", c["azp"], c["azpacr"], c["roles"])
 		}
 	})
+}
+
+// TestResourceForms asks for Entra's first-party and registered resources
+// in every form the Azure SDKs and az send: application ID URI or appId,
+// with or without a trailing slash (azure-mgmt-* asks for
+// https://management.azure.com/.default, azidentity and az for
+// https://management.azure.com//.default). The v1 token's aud is the
+// resource as requested.
+func TestResourceForms(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ scope, aud string }{
+		{"https://management.azure.com/.default", "https://management.azure.com"},
+		{"https://management.azure.com//.default", "https://management.azure.com/"},
+		{"https://management.core.windows.net//.default", "https://management.core.windows.net/"},
+		{"797f4846-ba00-4fd7-ba43-dac1f8f63013/.default", "797f4846-ba00-4fd7-ba43-dac1f8f63013"},
+		{"https://graph.microsoft.com/.default", "https://graph.microsoft.com"},
+		{"https://graph.microsoft.com//.default", "https://graph.microsoft.com/"},
+		{"https://legacy.contoso.example/.default", "https://legacy.contoso.example"},
+		{"https://legacy.contoso.example//.default", "https://legacy.contoso.example/"},
+		{"api://payments/.default", apiAppID},
+		{"api://payments//.default", apiAppID},
+		{apiAppID + "/.default", apiAppID},
+		{"api://" + apiAppID + "/.default", apiAppID},
+		{apiAppID + "//.default", apiAppID},
+		{strings.ToUpper(apiAppID) + "/.default", apiAppID},
+	} {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ccForm("scope", tc.scope), nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %v", tc.scope, resp.StatusCode, body["error_description"])
+			continue
+		}
+		if _, c := claimsOf(t, f, body["access_token"].(string)); c["aud"] != tc.aud {
+			t.Errorf("%s: aud %v, want %s", tc.scope, c["aud"], tc.aud)
+		}
+	}
+	for _, res := range []string{"https://management.azure.com", "https://management.azure.com/"} {
+		if resp, body := f.post(t, "/"+tenantID+"/oauth2/token", ccForm("scope", "", "resource", res), nil); resp.StatusCode != 200 || body["resource"] != res {
+			t.Errorf("v1 resource %s: %d %v", res, resp.StatusCode, body)
+		}
+	}
+	for _, scope := range []string{"https://management.azure.com///.default", "https://management.azure.com/x/.default", "api://payment/.default"} {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ccForm("scope", scope), nil)
+		if codes, _ := body["error_codes"].([]any); resp.StatusCode != 400 || len(codes) != 1 || codes[0] != float64(500011) {
+			t.Errorf("%s: %d %v, want AADSTS500011", scope, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestClientWithoutServicePrincipal is the most common mistake of real
+// set-ups: an application created through Graph without POST
+// /servicePrincipals. Entra's answer was captured in 2025-06
+// (Azure/Commercial-Marketplace-SaaS-Accelerator#830).
+func TestClientWithoutServicePrincipal(t *testing.T) {
+	f := newFixture(t)
+	const lonely = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
+	if err := f.store.CreateApplication(context.Background(), store.Application{ObjectID: "lonely", TenantID: tenantID, AppID: lonely}); err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []url.Values{ccForm("client_id", lonely), ropcForm("client_id", lonely)} {
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", form, nil)
+		desc, _ := body["error_description"].(string)
+		want := "AADSTS7000229: The client application " + lonely + " is missing service principal in the tenant " + tenantID + ". See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119 Trace ID: "
+		if resp.StatusCode != 401 || body["error"] != "invalid_client" || !strings.HasPrefix(desc, want) {
+			t.Errorf("%s: %d %v %q, want 401 invalid_client %q", form.Get("grant_type"), resp.StatusCode, body["error"], desc, want)
+		}
+	}
 }
 
 func TestTokenLifetimeOption(t *testing.T) {

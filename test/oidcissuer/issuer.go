@@ -147,12 +147,18 @@ func (is *Issuer) Intercept(f func(w http.ResponseWriter, r *http.Request) bool)
 // Close stops the issuer.
 func (is *Issuer) Close() { is.srv.Close() }
 
-// Sign signs claims with key under alg and the given protected headers.
+// Sign signs claims with key under alg and the given protected headers;
+// typ is "JWT" unless headers set it ("" leaves it out).
 func Sign(t testing.TB, alg jose.SignatureAlgorithm, key any, headers map[jose.HeaderKey]any, claims map[string]any) string {
 	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
+	opts := &jose.SignerOptions{}
+	if _, ok := headers["typ"]; !ok {
+		opts = opts.WithType("JWT")
+	}
 	for k, v := range headers {
-		opts = opts.WithHeader(k, v)
+		if k != "typ" || v != "" {
+			opts = opts.WithHeader(k, v)
+		}
 	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {

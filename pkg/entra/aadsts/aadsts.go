@@ -33,6 +33,9 @@ func (e *Error) Error() string {
 // error 400, temporarily_unavailable 503.
 const (
 	MissingParameter            = 900144
+	MissingScope                = 90014 // the client credentials grant's missing scope; 900144 is every other missing field
+	MissingServicePrincipal     = 7000229
+	InvalidJWTHeaderType        = 5002727
 	DuplicateParameter          = 9000411
 	MalformedRequestBody        = 900143
 	UnsupportedGrantType        = 70003
@@ -76,10 +79,13 @@ type kind struct {
 
 var kinds = map[int]kind{
 	MissingParameter:            {"invalid_request", 400, false},
+	MissingScope:                {"invalid_request", 400, false},
+	MissingServicePrincipal:     {"invalid_client", 401, false},
+	InvalidJWTHeaderType:        {"invalid_request", 400, false},
 	DuplicateParameter:          {"invalid_request", 400, false},
 	MalformedRequestBody:        {"invalid_request", 400, false},
 	UnsupportedGrantType:        {"unsupported_grant_type", 400, false},
-	TenantNotFound:              {"invalid_request", 400, true},
+	TenantNotFound:              {"invalid_tenant", 400, true},
 	ApplicationNotFound:         {"unauthorized_client", 400, true},
 	InvalidClientSecret:         {"invalid_client", 401, true},
 	ExpiredClientSecret:         {"invalid_client", 401, true},
@@ -99,7 +105,7 @@ var kinds = map[int]kind{
 	NoMatchingExpression:        {"invalid_client", 401, true},
 	EntraIssuedAssertion:        {"invalid_client", 401, true},
 	AssertionTimeRange:          {"invalid_client", 401, true},
-	AssertionLifetime:           {"invalid_request", 400, true},
+	AssertionLifetime:           {"invalid_client", 401, true}, // invalid_request in a 2022 capture, invalid_client in 2023's
 	SigningKeyNotFound:          {"invalid_client", 401, true},
 	IssuerMetadataUnavailable:   {"invalid_request", 400, true},
 	UnsupportedSigningAlgorithm: {"invalid_request", 400, true},
@@ -146,7 +152,7 @@ func NewBody(e *Error, correlationID string, now time.Time) Body {
 	b := Body{
 		Error: e.OAuth,
 		ErrorDescription: e.Error() + " Trace ID: " + trace + " Correlation ID: " + correlationID +
-			" Timestamp: " + now.Format("2006-01-02 15:04:05.0000000Z"),
+			" Timestamp: " + now.Format(timestampLayout),
 		ErrorCodes:    []int{e.Code},
 		Timestamp:     now.Format(timestampLayout),
 		TraceID:       trace,

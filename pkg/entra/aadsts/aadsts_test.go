@@ -51,7 +51,9 @@ func TestWriteShapesBodyAsEntra(t *testing.T) {
 		t.Errorf("correlation id %q is not the client-request-id", b.CorrelationID)
 	}
 	desc := regexp.MustCompile(`^AADSTS700213: No matching federated identity record found for presented assertion subject 'spiffe://x/y'\. ` +
-		`Trace ID: [0-9a-f-]{36} Correlation ID: 0b7f3a10-1c2d-4e5f-8a9b-0c1d2e3f4a5b Timestamp: 2026-08-13 10:11:12\.3456789Z$`)
+		`Trace ID: [0-9a-f-]{36} Correlation ID: 0b7f3a10-1c2d-4e5f-8a9b-0c1d2e3f4a5b Timestamp: 2026-08-13 10:11:12Z$`)
+	// Whole seconds, as the timestamp field: "Timestamp: 2026-07-16 09:05:39Z"
+	// (captured 2026-07, MyPureCloud/terraform-provider-genesyscloud#2443).
 	if !desc.MatchString(b.ErrorDescription) {
 		t.Errorf("error_description %q", b.ErrorDescription)
 	}

@@ -167,10 +167,15 @@ func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlg
 	}
 	var h struct {
 		Alg  string          `json:"alg"`
+		Typ  *string         `json:"typ"`
 		Crit json.RawMessage `json:"crit"`
 	}
 	if err := json.Unmarshal(head, &h); err != nil {
 		return nil, "", malformed()
+	}
+	// An absent typ, as Kubernetes service-account tokens have, is fine.
+	if h.Typ != nil && *h.Typ != "JWT" && *h.Typ != "http://openid.net/specs/jwt/1.0" {
+		return nil, "", aadsts.New(aadsts.InvalidJWTHeaderType, "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'.")
 	}
 	alg := jose.SignatureAlgorithm(h.Alg)
 	if !slices.Contains(v.opts.algorithms, alg) {
@@ -257,7 +262,8 @@ func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, al
 		v.opts.logger.Warn("issuer metadata unavailable", "issuer", issuer, "error", err)
 		return aadsts.New(aadsts.IssuerMetadataUnavailable, "Request to External OIDC endpoint failed.")
 	}
-	if key.Algorithm != "" && key.Algorithm != string(alg) {
+	// The key rules `check issuer` and the discovery provider report.
+	if issuermeta.Unverifiable(*key, alg) != nil {
 		return aadsts.New(aadsts.UnsupportedKeyForAlgorithm, "Invalid JWT token. Unsupported key for the signing algorithm.")
 	}
 	if err := tok.Claims(key.Key, out); err != nil {
@@ -292,15 +298,13 @@ func (v *Verifier) checkTimes(c claims) error {
 	if err := TimeRange(v.opts.now(), c.NotBefor, c.Expiry); err != nil {
 		return err
 	}
-	nbf, exp := time.Unix(0, 0), c.Expiry.Time()
-	if c.NotBefor != nil {
-		nbf = c.NotBefor.Time()
-	}
-	start := nbf
+	// The lifetime counts from iat; a token without one was, for Entra,
+	// issued at 0, and so lives too long.
+	start, exp := time.Unix(0, 0), c.Expiry.Time()
 	if c.IssuedAt != nil {
 		start = c.IssuedAt.Time()
 	}
-	if (c.IssuedAt != nil || c.NotBefor != nil) && exp.Sub(start) > MaxLifetime {
+	if exp.Sub(start) > MaxLifetime {
 		return aadsts.New(aadsts.AssertionLifetime, "External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00. Token issued at %d. Token expires on %d.", start.Unix(), exp.Unix())
 	}
 	return nil

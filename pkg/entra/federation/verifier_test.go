@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -149,6 +150,11 @@ func TestVerify(t *testing.T) {
 		return oidcissuer.Sign(t, alg, key, h, claims(is.URL, edits...))
 	}
 	otherRSA := w.attacker.RSA
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.Publish(jose.JSONWebKey{Key: &small.PublicKey, KeyID: "rsa-1024", Use: "sig"})
 	otherEC, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	pubDER, _ := x509.MarshalPKIXPublicKey(&is.RSA.PublicKey)
 	valid := rs()
@@ -214,10 +220,19 @@ func TestVerify(t *testing.T) {
 		{name: "oversized", token: rs(set("pad", strings.Repeat("x", 17<<10))), code: 50027, says: "larger than 16384 bytes"},
 		{name: "crit header", token: withKeyHeaders(t, is.URL, is, map[jose.HeaderKey]any{"kid": is.RSAKID, "crit": []string{"exp"}}), code: 50027, says: "Critical header"},
 
+		// typ: captured 2021-12 in a public Go client ("Microsoft error if not
+		// using 'JWT'"); an absent typ, as Kubernetes service-account tokens
+		// have, is accepted (AKS workload identity).
+		{name: "typ at+jwt", token: withKeyHeaders(t, is.URL, is, map[jose.HeaderKey]any{"kid": is.RSAKID, "typ": "at+jwt"}), code: 5002727,
+			says: "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'."},
+		{name: "typ JOSE", token: withKeyHeaders(t, is.URL, is, map[jose.HeaderKey]any{"kid": is.RSAKID, "typ": "JOSE"}), code: 5002727},
+		{name: "typ absent", token: withKeyHeaders(t, is.URL, is, map[jose.HeaderKey]any{"kid": is.RSAKID, "typ": ""}), credID: "2"},
+		{name: "typ the OpenID URI", token: withKeyHeaders(t, is.URL, is, map[jose.HeaderKey]any{"kid": is.RSAKID, "typ": "http://openid.net/specs/jwt/1.0"}), credID: "2"},
 		{name: "no kid", token: withKey(jose.RS256, is.RSA, ""), code: 7000272, says: "could not be found in the metadata of identity provider " + is.URL},
 		{name: "unknown kid", token: withKey(jose.RS256, is.RSA, "rotated-away"), code: 7000272, says: "identifier rotated-away"},
 		{name: "known kid, another key's signature", token: withKey(jose.RS256, otherRSA, is.RSAKID), code: 700027, says: "Client assertion failed signature validation."},
 		{name: "RS256 kid naming the EC key", token: withKey(jose.RS256, is.RSA, is.ECKID), code: 5002730, says: "Unsupported key for the signing algorithm"},
+		{name: "RSA-1024 key", token: withKey(jose.RS256, small, "rsa-1024"), code: 5002730},
 		{name: "payload swapped after signing", token: parts[0] + "." + strings.Split(rs(set("sub", "spiffe://example.org/other")), ".")[1] + "." + parts[2], code: 700027},
 		{name: "embedded jwk header is not trusted", token: jwkHeader, code: 7000272, says: "identifier attacker"},
 		{name: "jku header is not followed", token: withKeyHeaders(t, is.URL, w.attacker, map[jose.HeaderKey]any{"kid": "rsa-1", "jku": w.attacker.URL + "/keys"}), code: 700027},
@@ -230,6 +245,9 @@ func TestVerify(t *testing.T) {
 		{name: "no exp", token: rs(del("exp")), code: 700024, says: "expiry time of assertion 0001-01-01T00:00:00.0000000Z"},
 		{name: "lifetime over 25 hours", token: rs(set("iat", now.Add(-time.Hour).Unix()), set("exp", now.Add(24*time.Hour+time.Second).Unix())), code: 70023,
 			says: fmt.Sprintf("lifetime of less than or equal to 1.01:00:00. Token issued at %d. Token expires on %d.", now.Add(-time.Hour).Unix(), now.Add(24*time.Hour+time.Second).Unix())},
+		// No capture of a token without iat is public; Entra counts the
+		// lifetime from iat and so reports it issued at 0.
+		{name: "no iat", token: rs(del("iat")), code: 70023, says: fmt.Sprintf("Token issued at 0. Token expires on %d.", now.Add(time.Hour).Unix())},
 		{name: "lifetime over 25 hours from nbf", token: rs(del("iat"), set("nbf", now.Add(-time.Hour).Unix()), set("exp", now.Add(25*time.Hour).Unix())), code: 70023},
 
 		{name: "expression credential ignored for an issuer Entra refuses it for", token: rs(set("aud", "api://github"), set("sub", "repo:contoso/app:ref:refs/heads/main"), set("repository_owner", "contoso")), code: 700213},

@@ -90,21 +90,27 @@ func KeyProblems(keys []jose.JSONWebKey) []Problem {
 }
 
 // Unverifiable returns why Entra would not verify a token signed with alg
-// by key k, or nil when it would.
+// by key k, or nil when it would. Entra verifies RS256 only; a verifier
+// configured for ES256 as well (federation.WithAlgorithms) accepts EC keys
+// for it.
 func Unverifiable(k jose.JSONWebKey, alg jose.SignatureAlgorithm) *Problem {
+	family := string(alg)[:min(2, len(alg))]
 	switch pub := k.Key.(type) {
 	case *rsa.PublicKey:
 		if n := pub.N.BitLen(); n < MinRSABits {
 			return &Problem{Blocking: true, Code: aadsts.UnsupportedKeyForAlgorithm, KeyID: k.KeyID,
 				What: fmt.Sprintf("key %s is RSA-%d: Entra needs RSA keys of at least %d bits", k.KeyID, n, MinRSABits), Fix: fixKeyType}
 		}
-		if k.Algorithm != "" && k.Algorithm != string(alg) {
+		if k.Algorithm != "" && k.Algorithm != string(alg) || family != "RS" && family != "PS" {
 			return &Problem{Blocking: true, Code: aadsts.UnsupportedKeyForAlgorithm, KeyID: k.KeyID,
 				What: fmt.Sprintf("key %s declares alg %s, but tokens are signed %s: Entra refuses a key whose alg differs from the token's", k.KeyID, k.Algorithm, alg),
 				Fix:  "publish the key with alg RS256, or without alg"}
 		}
 		return nil
 	case *ecdsa.PublicKey, ed25519.PublicKey:
+		if _, ec := pub.(*ecdsa.PublicKey); ec && family == "ES" && (k.Algorithm == "" || k.Algorithm == string(alg)) {
+			return nil
+		}
 		name := k.Algorithm
 		if name == "" {
 			name = fmt.Sprintf("%T", pub)

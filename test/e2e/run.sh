@@ -3,7 +3,7 @@
 # test/node/package-lock.json, against a development gateway started as a
 # process on free loopback ports; then real SPIRE (built once by
 # test/spire/build.sh) in front of the gateway; then the image (make image),
-# checked and run from its own root filesystem with Debian's runc; then a real
+# checked, unpacked with Debian's umoci and run read-only with runc; then a real
 # Kubernetes control plane (built once by test/k8s/build.sh, in the background
 # from the start) that installs the chart and applies the kustomizations.
 set -euo pipefail
@@ -101,9 +101,10 @@ echo "== real SPIRE: server, agent and the gateway's discovery provider"
 spire_bin=$(test/spire/build.sh)
 GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/
 
-echo "== image: built without a container runtime, checked, and run read-only with runc"
+echo "== image: built without a container runtime, checked, unpacked with umoci and run read-only with runc"
 make -s image
-GATEWAY_IMAGE_LAYOUT=$root/bin/image GATEWAY_TEST_RUNC=$(test/image/runc.sh) go test -count=1 -v -run TestBuiltImage ./test/image/
+eval "$(test/image/tools.sh)"
+GATEWAY_IMAGE_LAYOUT=$root/bin/image go test -count=1 -v -run TestBuiltImage ./test/image/
 
 echo "== a real control plane: the chart and the kustomizations on kube-apiserver"
 if ! wait "$k8s_build_pid"; then

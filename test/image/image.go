@@ -1,6 +1,5 @@
 // Package image checks the gateway's OCI image as make image writes it:
-// its configuration, the files of its root filesystem, and their
-// extraction into a directory a runtime can run.
+// its configuration and the files of its root filesystem.
 package image
 
 import (
@@ -10,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -158,43 +155,4 @@ func walk(img v1.Image, fn func(*tar.Header, io.Reader) error) error {
 			return err
 		}
 	}
-}
-
-// Extract writes img's root filesystem under dir with the modes and owners
-// of its entries (owners need root), refusing paths that leave dir.
-func Extract(img v1.Image, dir string) error {
-	return walk(img, func(h *tar.Header, r io.Reader) error {
-		target := filepath.Join(dir, filepath.FromSlash(path.Clean("/"+h.Name)))
-		if !strings.HasPrefix(target, filepath.Clean(dir)+string(filepath.Separator)) {
-			return fmt.Errorf("%s leaves the root", h.Name)
-		}
-		mode := os.FileMode(h.Mode).Perm()
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, r)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%s: unexpected type %c", h.Name, h.Typeflag)
-		}
-		if err := os.Chmod(target, mode); err != nil {
-			return err
-		}
-		if os.Geteuid() == 0 {
-			return os.Lchown(target, h.Uid, h.Gid)
-		}
-		return nil
-	})
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +55,11 @@ func TestCheckRefusesABadImage(t *testing.T) {
 }
 
 // TestBuiltImage checks the image make image wrote (GATEWAY_IMAGE_LAYOUT,
-// set by test/e2e/run.sh) and runs its binary from its own root filesystem
-// with runc (GATEWAY_TEST_RUNC), read-only and as the image's user with no
-// capability, as the chart's securityContext runs it.
+// set by test/e2e/run.sh), unpacks it by its name with umoci
+// (GATEWAY_TEST_UMOCI), an OCI implementation of its own, and runs its
+// binary from its root filesystem with runc (GATEWAY_TEST_RUNC): read-only,
+// as the image's user, with no capability, as the chart's securityContext
+// runs it.
 func TestBuiltImage(t *testing.T) {
 	dir := os.Getenv("GATEWAY_IMAGE_LAYOUT")
 	if dir == "" {
@@ -86,15 +87,22 @@ func TestBuiltImage(t *testing.T) {
 	}
 	t.Logf("%s: %s", ref, version)
 
-	runc := os.Getenv("GATEWAY_TEST_RUNC")
-	if runc == "" || os.Geteuid() != 0 {
-		t.Skip("running the image needs runc (GATEWAY_TEST_RUNC) and root")
+	runc, umoci := os.Getenv("GATEWAY_TEST_RUNC"), os.Getenv("GATEWAY_TEST_UMOCI")
+	if runc == "" || umoci == "" || os.Geteuid() != 0 {
+		t.Skip("running the image needs umoci and runc (test/image/tools.sh) and root")
 	}
-	bundle := t.TempDir()
-	if err := image.Extract(img, filepath.Join(bundle, "rootfs")); err != nil {
+	// umoci finds the image by the tag the layout's index names and writes
+	// the runtime configuration from the image's: user, entrypoint, env.
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	tag := ref[strings.LastIndex(ref, ":")+1:]
+	if out, err := exec.Command(umoci, "unpack", "--image", dir+":"+tag, bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	base, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runtime{t: t, runc: runc, bundle: bundle, state: t.TempDir(), cfg: cf}
+	r := &runtime{t: t, runc: runc, bundle: bundle, state: t.TempDir(), base: base}
 
 	out := r.run("version")
 	if strings.TrimSpace(out) != "spiffe-entra-gateway "+version {
@@ -153,11 +161,11 @@ metrics:
 	}
 }
 
-// runtime runs the image's binary with runc from an extracted bundle.
+// runtime runs the image's binary with runc from umoci's bundle.
 type runtime struct {
 	t                   *testing.T
 	runc, bundle, state string
-	cfg                 *v1.ConfigFile
+	base                []byte // umoci's config.json
 	mounts              []mount
 	n                   int
 	log                 bytes.Buffer
@@ -168,32 +176,26 @@ type mount struct {
 	ro       bool
 }
 
-// spec writes the bundle's config.json: runc's default spec with the
-// image's entrypoint, user and environment, a read-only root, no
-// capabilities, and the host's network (the test reaches loopback).
+// spec writes the bundle's config.json: umoci's, from the image's
+// configuration, with args after the entrypoint, a read-only root, no
+// capability, no terminal, and the host's network (the test reaches
+// loopback).
 func (r *runtime) spec(args []string) {
 	r.t.Helper()
-	os.Remove(filepath.Join(r.bundle, "config.json"))
-	if out, err := exec.Command(r.runc, "spec", "--bundle", r.bundle).CombinedOutput(); err != nil {
-		r.t.Fatalf("runc spec: %v %s", err, out)
-	}
 	var s map[string]any
-	raw, _ := os.ReadFile(filepath.Join(r.bundle, "config.json"))
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := json.Unmarshal(r.base, &s); err != nil {
 		r.t.Fatal(err)
 	}
-	uid, gid, _ := strings.Cut(r.cfg.Config.User, ":")
-	u, _ := strconv.Atoi(uid)
-	g, _ := strconv.Atoi(gid)
 	p := s["process"].(map[string]any)
+	user := p["user"].(map[string]any)
+	if user["uid"] != float64(65532) || user["gid"] != float64(65532) {
+		r.t.Errorf("umoci runs the image as %v", user)
+	}
+	p["args"] = append(p["args"].([]any), anySlice(args)...)
 	p["terminal"] = false
-	p["args"] = append(append([]string{}, r.cfg.Config.Entrypoint...), args...)
-	p["env"] = r.cfg.Config.Env
-	p["cwd"] = r.cfg.Config.WorkingDir
-	p["user"] = map[string]any{"uid": u, "gid": g}
 	p["noNewPrivileges"] = true
 	p["capabilities"] = map[string]any{"bounding": []string{}, "effective": []string{}, "permitted": []string{}}
-	s["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	s["root"].(map[string]any)["readonly"] = true
 	linux := s["linux"].(map[string]any)
 	var ns []any
 	for _, n := range linux["namespaces"].([]any) {
@@ -211,8 +213,16 @@ func (r *runtime) spec(args []string) {
 		mounts = append(mounts, map[string]any{"destination": m.dst, "type": "bind", "source": m.src, "options": opts})
 	}
 	s["mounts"] = mounts
-	raw, _ = json.MarshalIndent(s, "", " ")
+	raw, _ := json.MarshalIndent(s, "", " ")
 	write(r.t, filepath.Join(r.bundle, "config.json"), string(raw))
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // run runs the binary with args to completion and returns its output.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +31,9 @@ const (
 	workerAppID   = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 )
 
-func replicaSeed(issuer string, withCredential bool) string {
+// replicaSeed is the directory of the replica test. secretFile holds the
+// client secret of the worker, which may manage applications through Graph.
+func replicaSeed(issuer, secretFile string, withCredential bool) string {
 	fic := ""
 	if withCredential {
 		fic = fmt.Sprintf(`
@@ -50,10 +54,13 @@ func replicaSeed(issuer string, withCredential bool) string {
             allowedMemberTypes: [Application]
       - name: payments-worker
         appId: %s%s
+        clientSecretFiles: [%s]
         roleAssignments:
           - resource: api://payments
             role: Payments.Read
-`, replicaTenant, workerAppID, fic)
+          - resource: https://graph.microsoft.com
+            role: Application.ReadWrite.All
+`, replicaTenant, workerAppID, fic, secretFile)
 }
 
 // TestReplicaProcessesSharePostgres runs two `serve --config` processes on
@@ -69,8 +76,12 @@ func TestReplicaProcessesSharePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedFile := filepath.Join(dir, "seed.yaml")
-	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, true)), 0o600); err != nil {
+	seedFile, secretFile := filepath.Join(dir, "seed.yaml"), filepath.Join(dir, "worker-secret")
+	const secret = "replica-worker-secret-0123456789"
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, secretFile, true)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	config := func(oidcAddr, issuer, seed string) string {
@@ -176,7 +187,7 @@ metrics: {listen_addr: 127.0.0.1:0}
 
 	// A removes the credential (a changed seed): B refuses the next exchange
 	// with no restart, and honours it again once A restores it.
-	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, false)), 0o600); err != nil {
+	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, secretFile, false)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "B to refuse the removed credential", 15*time.Second, func() bool {
@@ -184,10 +195,12 @@ metrics: {listen_addr: 127.0.0.1:0}
 		// The app has no credential left: Entra answers AADSTS70025.
 		return status == 401 && strings.HasPrefix(fmt.Sprint(body["error_description"]), "AADSTS70025")
 	})
-	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, true)), 0o600); err != nil {
+	if err := os.WriteFile(seedFile, []byte(replicaSeed(issuerA, secretFile, true)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "B to honour the restored credential", 15*time.Second, func() bool { s, _ := exchange(b); return s == 200 })
+
+	concurrentPatches(t, client, "https://"+a.addrs["entra"], "https://"+b.addrs["entra"], secret)
 
 	// A management call without a token: counted under its own route.
 	if resp, err := client.Get("https://" + b.addrs["entra"] + "/v1.0/applications"); err != nil || resp.StatusCode != 401 {
@@ -215,4 +228,96 @@ func kidList(set jose.JSONWebKeySet) string {
 		kids = append(kids, k.KeyID)
 	}
 	return strings.Join(kids, ",")
+}
+
+// concurrentPatches creates an application through replica A, then PATCHes
+// its displayName through A and its identifierUris through B at the same
+// time. Each replica must keep seeing the value it wrote last: a PATCH
+// through the other replica that wrote back a stale copy of the whole
+// application would lose it.
+func concurrentPatches(t *testing.T, client *http.Client, entraA, entraB, secret string) {
+	t.Helper()
+	token := func(entra string) string {
+		resp, err := client.PostForm(entra+"/"+replicaTenant+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {workerAppID}, "client_secret": {secret}, "scope": {"https://graph.microsoft.com/.default"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+			t.Fatalf("a Graph token from %s: %d %v", entra, resp.StatusCode, err)
+		}
+		return body.AccessToken
+	}
+	call := func(entra, tok, method, path string, in any) (int, map[string]any) {
+		var body io.Reader
+		if in != nil {
+			raw, _ := json.Marshal(in)
+			body = bytes.NewReader(raw)
+		}
+		req, _ := http.NewRequest(method, entra+"/v1.0"+path, body)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	tokA, tokB := token(entraA), token(entraB)
+	status, created := call(entraA, tokA, "POST", "/applications", map[string]any{"displayName": "contended"})
+	if status != 201 {
+		t.Fatalf("creating the application: %d %v", status, created)
+	}
+	path := "/applications/" + created["id"].(string)
+	const rounds = 60
+	var wg sync.WaitGroup
+	// patch writes one property round after round through one replica
+	// and reads it back each time.
+	patch := func(entra, tok string, value func(i int) map[string]any, seen func(got map[string]any) any) {
+		defer wg.Done()
+		for i := range rounds {
+			in := value(i)
+			var sent map[string]any // in as JSON reads it back
+			raw, _ := json.Marshal(in)
+			_ = json.Unmarshal(raw, &sent)
+			if status, body := call(entra, tok, "PATCH", path, in); status != 204 {
+				t.Errorf("PATCH %v through %s: %d %v", in, entra, status, body)
+				return
+			}
+			if _, got := call(entra, tok, "GET", path, nil); fmt.Sprint(seen(got)) != fmt.Sprint(seen(sent)) {
+				t.Errorf("after PATCH %v through %s the application has %v: a concurrent PATCH through the other replica lost it", in, entra, seen(got))
+				return
+			}
+		}
+	}
+	wg.Add(4)
+	go patch(entraA, tokA, func(i int) map[string]any { return map[string]any{"displayName": fmt.Sprint("a-", i)} },
+		func(v map[string]any) any { return v["displayName"] })
+	go patch(entraA, tokA, func(i int) map[string]any {
+		return map[string]any{"api": map[string]any{"requestedAccessTokenVersion": 1 + i%2}}
+	},
+		func(v map[string]any) any { return v["api"].(map[string]any)["requestedAccessTokenVersion"] })
+	go patch(entraB, tokB, func(i int) map[string]any {
+		return map[string]any{"identifierUris": []string{fmt.Sprint("api://b-", i)}}
+	},
+		func(v map[string]any) any { return v["identifierUris"] })
+	go patch(entraB, tokB, func(i int) map[string]any {
+		return map[string]any{"appRoles": []map[string]any{{"id": "5d5c8b4e-7a39-4f0e-9f67-0c1b2d3e4f5a", "value": fmt.Sprint("Role.", i), "allowedMemberTypes": []string{"Application"}, "isEnabled": true}}}
+	}, func(v map[string]any) any {
+		roles, _ := v["appRoles"].([]any)
+		if len(roles) != 1 {
+			return roles
+		}
+		return roles[0].(map[string]any)["value"]
+	})
+	wg.Wait()
 }

@@ -122,7 +122,7 @@ func ensureApp(ctx context.Context, s store.Store, key, appID, name string, now 
 			Description: "Development role granted to the development workload", AllowedMemberTypes: []string{"Application"}, IsEnabled: true,
 		}}
 	}
-	if err := ignoreExists(s.CreateApplication(ctx, app)); err != nil {
+	if err := ignoreExists(s.CreateApplication(ctx, app, nil, nil)); err != nil {
 		return err
 	}
 	return ignoreExists(s.CreateServicePrincipal(ctx, store.ServicePrincipal{
@@ -145,8 +145,7 @@ func ensureDevFederatedCredential(ctx context.Context, s store.Store, p DevSeedP
 	case have.Issuer == want.Issuer && have.Subject == want.Subject:
 		return nil
 	}
-	want.CreatedAt = have.CreatedAt
-	return s.UpdateFederatedCredential(ctx, want)
+	return s.UpdateFederatedCredential(ctx, want.OwnerID, want.ID, store.Replace(want))
 }
 
 // ensureDevSecret reuses the secret kept in file when the client still has

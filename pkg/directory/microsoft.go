@@ -75,11 +75,10 @@ func EnsureMicrosoftResources(ctx context.Context, s store.Store, tenantID strin
 		have, err := s.GetApplicationByAppID(ctx, tenantID, app.AppID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			err = ignoreExists(s.CreateApplication(ctx, app))
+			err = ignoreExists(s.CreateApplication(ctx, app, nil, nil))
 		case err == nil && have.ManagedBy == ManagedByMicrosoft && !slices.EqualFunc(have.AppRoles, app.AppRoles, func(a, b store.AppRole) bool { return a.ID == b.ID && a.Value == b.Value }):
 			// A directory from an earlier version gains the roles added since.
-			app.CreatedAt = have.CreatedAt
-			err = s.UpdateApplication(ctx, app)
+			err = s.UpdateApplication(ctx, have.ObjectID, store.Replace(app))
 		}
 		if err != nil {
 			return err

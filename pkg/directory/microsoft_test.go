@@ -26,7 +26,7 @@ func TestMicrosoftResourcesAreCreatedOnceAndKeptCurrent(t *testing.T) {
 	old := store.Application{ObjectID: directory.MicrosoftObjectID(tid, "graph"), TenantID: tid, AppID: directory.GraphAppID,
 		DisplayName: "Microsoft Graph", IdentifierURIs: []string{directory.GraphResource}, ManagedBy: directory.ManagedByMicrosoft,
 		AppRoles: []store.AppRole{{ID: directory.GraphApplicationReadWriteAllID, Value: directory.GraphApplicationReadWriteAll}}}
-	if err := s.CreateApplication(ctx, old); err != nil {
+	if err := s.CreateApplication(ctx, old, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

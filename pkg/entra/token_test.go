@@ -241,7 +241,7 @@ func TestResourceForms(t *testing.T) {
 func TestClientWithoutServicePrincipal(t *testing.T) {
 	f := newFixture(t)
 	const lonely = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
-	if err := f.store.CreateApplication(context.Background(), store.Application{ObjectID: "lonely", TenantID: tenantID, AppID: lonely}); err != nil {
+	if err := f.store.CreateApplication(context.Background(), store.Application{ObjectID: "lonely", TenantID: tenantID, AppID: lonely}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, form := range []url.Values{ccForm("client_id", lonely), ropcForm("client_id", lonely)} {

@@ -386,3 +386,18 @@ func TestGraphAppRoleAssignments(t *testing.T) {
 }
 
 func decodeSegment(seg string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(seg) }
+
+// TestGraphCreateWithBadCertificateLeavesNothing creates an application
+// whose certificate is not one: the 400 must leave no application behind
+// (it used to be stored, with its owner, before the certificate was read).
+func TestGraphCreateWithBadCertificateLeavesNothing(t *testing.T) {
+	a := newAPI(t)
+	tok := a.graphToken()
+	status, body, _ := a.do("POST", "/v1.0/applications", tok, map[string]any{"displayName": "half-made",
+		"keyCredentials": []any{map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": "bm90IGEgY2VydGlmaWNhdGU="}}})
+	graphError(t, "a certificate that is not one", status, body, 400, "Request_BadRequest", "Key credential")
+	status, body, _ = a.do("GET", "/v1.0/applications?$filter="+url.QueryEscape("displayName eq 'half-made'"), tok, nil)
+	if status != 200 || len(body["value"].([]any)) != 0 {
+		t.Fatalf("the refused application was stored: %d %v", status, body)
+	}
+}

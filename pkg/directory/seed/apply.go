@@ -82,7 +82,7 @@ func (a *Applier) applyTenant(ctx context.Context, t Tenant, now time.Time) erro
 	case errors.Is(err, store.ErrNotFound):
 		err = a.Store.CreateTenant(ctx, want)
 	case err == nil && have.ManagedBy == store.ManagedBySeed && (have.DisplayName != want.DisplayName || !slices.Equal(have.Domains, want.Domains)):
-		err = a.Store.UpdateTenant(ctx, want)
+		err = a.Store.UpdateTenant(ctx, tid, store.Replace(want))
 	}
 	if err != nil {
 		return err
@@ -161,6 +161,26 @@ func notOurs(kind, id string) error {
 	return fmt.Errorf("%s %s exists and was not created by the seed; the seed does not change it", kind, id)
 }
 
+// seedOwned is the update that replaces an object with want, unless since
+// the seed read it the object stopped being the seed's.
+func seedOwned[T store.Application | store.FederatedCredential | store.User](kind, id string, want T) store.Update[T] {
+	return func(old T) (T, error) {
+		var by string
+		switch o := any(old).(type) {
+		case store.Application:
+			by = o.ManagedBy
+		case store.FederatedCredential:
+			by = o.ManagedBy
+		case store.User:
+			by = o.ManagedBy
+		}
+		if by != store.ManagedBySeed {
+			return old, notOurs(kind, id)
+		}
+		return want, nil
+	}
+}
+
 func (a *Applier) applyApplication(ctx context.Context, tid string, in Application, now time.Time) (principal, error) {
 	objectID := derive(tid, "app", in.Name)
 	appID := strings.ToLower(in.AppID)
@@ -189,13 +209,12 @@ func (a *Applier) applyApplication(ctx context.Context, tid string, in Applicati
 	have, err := a.Store.GetApplication(ctx, objectID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err = a.Store.CreateApplication(ctx, want)
+		err = a.Store.CreateApplication(ctx, want, nil, nil)
 	case err != nil:
 	case have.ManagedBy != store.ManagedBySeed:
 		return principal{}, notOurs("application", objectID)
 	case !sameApplication(have, want):
-		want.CreatedAt = have.CreatedAt
-		err = a.Store.UpdateApplication(ctx, want)
+		err = a.Store.UpdateApplication(ctx, objectID, seedOwned("application", objectID, want))
 	}
 	if err != nil {
 		return principal{}, err
@@ -369,8 +388,7 @@ func (a *Applier) applyFederatedCredentials(ctx context.Context, p principal, in
 			return notOurs("federated credential", p.label+"/"+fc.Name)
 		case have.Issuer != want.Issuer || have.Subject != want.Subject || !slices.Equal(have.Audiences, want.Audiences) ||
 			have.Description != want.Description || have.ClaimsMatchingExpression != want.ClaimsMatchingExpression:
-			want.ID, want.CreatedAt = have.ID, have.CreatedAt
-			err = a.Store.UpdateFederatedCredential(ctx, want)
+			err = a.Store.UpdateFederatedCredential(ctx, p.ownerID, have.ID, seedOwned("federated credential", p.label+"/"+fc.Name, want))
 		}
 		if err != nil {
 			return fmt.Errorf("federated credential %q: %w", fc.Name, err)
@@ -515,7 +533,7 @@ func (a *Applier) applyUser(ctx context.Context, tid string, in User) error {
 	}
 	u := store.User{ObjectID: derive(tid, "user", upn), TenantID: tid, UserPrincipalName: upn, DisplayName: in.DisplayName, PasswordHash: hash, ManagedBy: store.ManagedBySeed}
 	if err == nil {
-		return a.Store.UpdateUser(ctx, u)
+		return a.Store.UpdateUser(ctx, have.ObjectID, seedOwned("user", upn, u))
 	}
 	return a.Store.CreateUser(ctx, u)
 }

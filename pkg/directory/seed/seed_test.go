@@ -144,7 +144,7 @@ func TestApplyRefusesToTakeOverAPIObjects(t *testing.T) {
 	owner := derive(tid, "app", "worker")
 	c, _ := s.GetFederatedCredential(ctx, owner, "spiffe-worker")
 	c.ManagedBy = ""
-	if err := s.UpdateFederatedCredential(ctx, c); err != nil {
+	if err := s.UpdateFederatedCredential(ctx, c.OwnerID, c.ID, store.Replace(c)); err != nil {
 		t.Fatal(err)
 	}
 	err := apply(t, a, doc(strings.Replace(twoApps, "example.org/worker\"", "example.org/other\"", 1)))

@@ -197,6 +197,19 @@ type SigningKey struct {
 	CreatedAt time.Time
 }
 
+// Update is a read-modify-write: it receives the object as stored and
+// returns what to store instead. The backend calls it inside the write's
+// transaction, holding the object's row lock, so that concurrent updates,
+// from this process or another replica, apply one after the other and
+// none is lost. An error from fn aborts the write and is returned as is.
+// fn must not call the store: it runs while the transaction holds a
+// connection, and SQLite has only one.
+type Update[T any] func(old T) (T, error)
+
+// Replace is the Update of a writer that owns the whole object, such as the
+// seed: it stores v whatever is stored.
+func Replace[T any](v T) Update[T] { return func(T) (T, error) { return v, nil } }
+
 // Store is the directory's persistence. Every method is safe for concurrent
 // use, every write is transactional, and failures of the backend wrap
 // ErrUnavailable.
@@ -206,14 +219,21 @@ type Store interface {
 	// GetTenantByDomain finds a tenant by a verified domain (case-insensitive).
 	GetTenantByDomain(ctx context.Context, domain string) (Tenant, error)
 	ListTenants(ctx context.Context) ([]Tenant, error)
-	UpdateTenant(ctx context.Context, t Tenant) error
+	// UpdateTenant replaces the tenant's display name, domains and marker
+	// with what fn makes of the stored tenant (see Update).
+	UpdateTenant(ctx context.Context, id string, fn Update[Tenant]) error
 
-	CreateApplication(ctx context.Context, a Application) error
+	// CreateApplication stores the application, its owners (service
+	// principal object ids) and its certificates in one transaction: all or
+	// nothing.
+	CreateApplication(ctx context.Context, a Application, owners []string, keys []KeyCredential) error
 	GetApplication(ctx context.Context, objectID string) (Application, error)
 	GetApplicationByAppID(ctx context.Context, tenantID, appID string) (Application, error)
 	GetApplicationByIdentifierURI(ctx context.Context, tenantID, uri string) (Application, error)
 	ListApplications(ctx context.Context, tenantID string) ([]Application, error)
-	UpdateApplication(ctx context.Context, a Application) error
+	// UpdateApplication replaces everything but the object id, tenant and
+	// creation time with what fn makes of the stored application.
+	UpdateApplication(ctx context.Context, objectID string, fn Update[Application]) error
 	// DeleteApplication removes the application with its credentials,
 	// federated credentials, service principal and role assignments.
 	DeleteApplication(ctx context.Context, objectID string) error
@@ -246,8 +266,10 @@ type Store interface {
 	GetFederatedCredential(ctx context.Context, ownerID, idOrName string) (FederatedCredential, error)
 	// ListFederatedCredentials lists owner's credentials ordered by name.
 	ListFederatedCredentials(ctx context.Context, ownerID string) ([]FederatedCredential, error)
-	// UpdateFederatedCredential replaces everything but ID, OwnerID and Name.
-	UpdateFederatedCredential(ctx context.Context, c FederatedCredential) error
+	// UpdateFederatedCredential replaces everything but ID, OwnerID, Name
+	// and CreatedAt with what fn makes of owner's stored credential id,
+	// enforcing the uniqueness rules of CreateFederatedCredential.
+	UpdateFederatedCredential(ctx context.Context, ownerID, id string, fn Update[FederatedCredential]) error
 	DeleteFederatedCredential(ctx context.Context, ownerID, id string) error
 	// FindFederatedCredentials returns every credential, of any owner, with
 	// exactly this issuer and subject (an indexed lookup).
@@ -287,7 +309,9 @@ type Store interface {
 
 	CreateUser(ctx context.Context, u User) error
 	GetUserByUPN(ctx context.Context, tenantID, upn string) (User, error)
-	UpdateUser(ctx context.Context, u User) error
+	// UpdateUser replaces the user's name, password hash and marker with
+	// what fn makes of the stored user.
+	UpdateUser(ctx context.Context, objectID string, fn Update[User]) error
 
 	// CreateSigningKey stores a key unless one with an overlapping
 	// NotBefore..NotAfter window exists, in which case it returns

@@ -74,7 +74,7 @@ func (w *world) endpoint(t *testing.T) *httptest.Server {
 		{ObjectID: "a-fics", TenantID: tenant, AppID: withFICs},
 		{ObjectID: "a-none", TenantID: tenant, AppID: withNone},
 	} {
-		must(s.CreateApplication(ctx, app))
+		must(s.CreateApplication(ctx, app, nil, nil))
 		must(s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: fmt.Sprint("sp-", i), TenantID: tenant, AppID: app.AppID}))
 	}
 	for _, c := range w.creds {

@@ -149,7 +149,10 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	if missing {
 		err, status = s.store.CreateFederatedCredential(r.Context(), c), http.StatusCreated
 	} else {
-		err = s.store.UpdateFederatedCredential(r.Context(), c)
+		err = s.store.UpdateFederatedCredential(r.Context(), c.OwnerID, c.ID, func(old store.FederatedCredential) (store.FederatedCredential, error) {
+			old.Issuer, old.Subject, old.Audiences = c.Issuer, c.Subject, c.Audiences
+			return old, nil
+		})
 	}
 	switch {
 	case errors.Is(err, store.ErrLimitExceeded):

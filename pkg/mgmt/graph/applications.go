@@ -299,20 +299,21 @@ func (s *Server) createApplication(q *request) error {
 	if aerr := applyAppInput(&app, in); aerr != nil {
 		return aerr
 	}
-	if err := s.store.CreateApplication(q.ctx(), app); err != nil {
+	var keys []store.KeyCredential
+	if in.KeyCredentials != nil {
+		var err error
+		if _, keys, err = parseKeys(app.ObjectID, *in.KeyCredentials); err != nil {
+			return err
+		}
+	}
+	// As in Graph, an application created by an app belongs to it. The
+	// application, its owner and its certificates are stored together, so
+	// that a failure leaves none of them.
+	if err := s.store.CreateApplication(q.ctx(), app, []string{q.caller.ObjectID}, keys); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
 		}
 		return err
-	}
-	// As in Graph, an application created by an app belongs to it.
-	if err := s.store.AddApplicationOwner(q.ctx(), app.ObjectID, q.caller.ObjectID); err != nil {
-		return err
-	}
-	if in.KeyCredentials != nil {
-		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
-			return aerr
-		}
 	}
 	return s.writeApplication(q, http.StatusCreated, app)
 }
@@ -356,33 +357,38 @@ func (s *Server) patchApplication(q *request, app store.Application) error {
 	if aerr := decode(q.r, &in); aerr != nil {
 		return aerr
 	}
-	if aerr := applyAppInput(&app, in); aerr != nil {
-		return aerr
-	}
-	if err := s.store.UpdateApplication(q.ctx(), app); err != nil {
-		if errors.Is(err, store.ErrAlreadyExists) {
-			return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
+	var keep map[string]bool
+	var add []store.KeyCredential
+	if in.KeyCredentials != nil {
+		var err error
+		if keep, add, err = parseKeys(app.ObjectID, *in.KeyCredentials); err != nil {
+			return err
 		}
+	}
+	// The input applies to the application as stored when the write
+	// begins, so that a concurrent PATCH of other properties is kept.
+	err := s.store.UpdateApplication(q.ctx(), app.ObjectID, func(old store.Application) (store.Application, error) {
+		return old, applyAppInput(&old, in)
+	})
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return badRequest("Request_BadRequest", "Another object with the same value for property identifierUris already exists.")
+	}
+	if err != nil {
 		return err
 	}
 	if in.KeyCredentials != nil {
-		if aerr := s.replaceKeys(q, app, *in.KeyCredentials); aerr != nil {
-			return aerr
+		if err := s.replaceKeys(q, app.ObjectID, keep, add); err != nil {
+			return err
 		}
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// replaceKeys makes the app's certificates those of keys: new ones carry
-// "key" (base64 DER), existing ones are named by keyId.
-func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) error {
-	existing, err := s.store.ListKeyCredentials(q.ctx(), app.ObjectID)
-	if err != nil {
-		return err
-	}
-	keep := map[string]bool{}
-	var add []store.KeyCredential
+// parseKeys reads a keyCredentials input: new certificates carry "key"
+// (base64 DER), existing ones to keep are named by keyId.
+func parseKeys(objectID string, keys []keyJSON) (keep map[string]bool, add []store.KeyCredential, err error) {
+	keep = map[string]bool{}
 	for _, k := range keys {
 		if k.Key == "" {
 			keep[k.KeyID] = true
@@ -390,17 +396,26 @@ func (s *Server) replaceKeys(q *request, app store.Application, keys []keyJSON) 
 		}
 		der, err := base64.StdEncoding.DecodeString(k.Key)
 		if err != nil {
-			return badRequest("Request_BadRequest", "Property 'key' of a key credential must be a base64 certificate.")
+			return nil, nil, badRequest("Request_BadRequest", "Property 'key' of a key credential must be a base64 certificate.")
 		}
-		kc, err := directory.KeyCredential(app.ObjectID, uuid.NewString(), k.DisplayName, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		kc, err := directory.KeyCredential(objectID, uuid.NewString(), k.DisplayName, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 		if err != nil {
-			return badRequest("Request_BadRequest", "Key credential %q: %v.", k.DisplayName, err)
+			return nil, nil, badRequest("Request_BadRequest", "Key credential %q: %v.", k.DisplayName, err)
 		}
 		add = append(add, kc)
 	}
+	return keep, add, nil
+}
+
+// replaceKeys makes the app's certificates those kept and added.
+func (s *Server) replaceKeys(q *request, objectID string, keep map[string]bool, add []store.KeyCredential) error {
+	existing, err := s.store.ListKeyCredentials(q.ctx(), objectID)
+	if err != nil {
+		return err
+	}
 	for _, k := range existing {
 		if !keep[k.KeyID] {
-			if err := s.store.DeleteKeyCredential(q.ctx(), app.ObjectID, k.KeyID); err != nil {
+			if err := s.store.DeleteKeyCredential(q.ctx(), objectID, k.KeyID); err != nil {
 				return err
 			}
 		}

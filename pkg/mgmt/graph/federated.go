@@ -156,7 +156,22 @@ func (s *Server) federatedCredentials(q *request, app store.Application, rest []
 		if aerr := s.checkUnique(q, app, updated); aerr != nil {
 			return aerr
 		}
-		if err := s.store.UpdateFederatedCredential(q.ctx(), updated); err != nil {
+		// The input applies again to the credential as stored when the
+		// write begins, so that a concurrent PATCH of other properties is
+		// kept.
+		err := s.store.UpdateFederatedCredential(q.ctx(), c.OwnerID, c.ID, func(old store.FederatedCredential) (store.FederatedCredential, error) {
+			updated = old
+			in.apply(&updated)
+			if err := directory.ValidateFederatedCredentialUpdate(old, updated, s.parse); err != nil {
+				return old, ruleError(err)
+			}
+			return updated, nil
+		})
+		var aerr *apiError
+		if errors.As(err, &aerr) {
+			return aerr
+		}
+		if err != nil {
 			return storeWriteError(err, updated)
 		}
 		q.w.WriteHeader(http.StatusNoContent)

@@ -73,7 +73,7 @@ func testRoleAssignments(t *testing.T, s store.Store) {
 	if l, _ := s.ListPrincipalRoleAssignments(ctx, mi.PrincipalID); len(l) != 0 {
 		t.Errorf("Azure role assignments survived the identity: %v", l)
 	}
-	must(t, s.CreateApplication(ctx, app("app-1", "11111111-1111-1111-1111-111111111111")))
+	must(t, s.CreateApplication(ctx, app("app-1", "11111111-1111-1111-1111-111111111111"), nil, nil))
 	must(t, s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: "sp-app-1", TenantID: tenantID, AppID: "11111111-1111-1111-1111-111111111111"}))
 	must(t, s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "9d5c2a6e-4f1b-4273-9ea5-6a8b0c2d4e5f", TenantID: tenantID, Scope: "/subscriptions/s1",
 		RoleDefinitionID: "acdd72a7-3385-48ef-bd42-f606fba81ae7", PrincipalID: "sp-app-1", CreatedAt: at}))

@@ -14,8 +14,9 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
-// Opener returns a new, empty store, closed when t ends.
-type Opener func(t *testing.T) store.Store
+// Opener returns a new, empty store and a way to open another handle on
+// the same database (as a second replica has), all closed when t ends.
+type Opener func(t *testing.T) (s store.Store, another func() store.Store)
 
 // Run runs the whole suite, each test against its own store.
 func Run(t *testing.T, open Opener) {
@@ -40,8 +41,26 @@ func Run(t *testing.T, open Opener) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},
 		{"Ping", func(t *testing.T, s store.Store) { must(t, s.Ping(context.Background())) }},
+		{"UpdateAbortedByItsFunction", testUpdateAborted},
+		{"CreateApplicationAtomic", testCreateApplicationAtomic},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := open(t)
+			tc.fn(t, s)
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"ConcurrentApplicationUpdates", testConcurrentApplicationUpdates},
+		{"ConcurrentFederatedCredentialUpdates", testConcurrentFederatedUpdates},
+		{"ConcurrentTenantAndUserUpdates", testConcurrentTenantAndUserUpdates},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, another := open(t)
+			tc.fn(t, a, another())
+		})
 	}
 }
 
@@ -99,13 +118,13 @@ func testTenants(t *testing.T, s store.Store) {
 	wantErr(t, "unknown domain", err, store.ErrNotFound)
 
 	tn.DisplayName, tn.Domains = "Contoso Ltd", []string{"contoso.example"}
-	must(t, s.UpdateTenant(ctx, tn))
+	must(t, s.UpdateTenant(ctx, tn.ID, store.Replace(tn)))
 	got, err = s.GetTenant(ctx, tenantID)
 	must(t, err)
 	same(t, "after update", got, tn)
 	_, err = s.GetTenantByDomain(ctx, "contoso.onmicrosoft.example")
 	wantErr(t, "a removed domain", err, store.ErrNotFound)
-	wantErr(t, "update of a missing tenant", s.UpdateTenant(ctx, store.Tenant{ID: otherTID}), store.ErrNotFound)
+	wantErr(t, "update of a missing tenant", s.UpdateTenant(ctx, otherTID, store.Replace(store.Tenant{})), store.ErrNotFound)
 
 	must(t, s.CreateTenant(ctx, store.Tenant{ID: otherTID, DisplayName: "Fabrikam", Domains: []string{}}))
 	all, err := s.ListTenants(ctx)
@@ -125,12 +144,12 @@ func app(objectID, appID string, uris ...string) store.Application {
 
 func testApplications(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	wantErr(t, "an app in a missing tenant", s.CreateApplication(ctx, app("o1", "c1")), store.ErrNotFound)
+	wantErr(t, "an app in a missing tenant", s.CreateApplication(ctx, app("o1", "c1"), nil, nil), store.ErrNotFound)
 	seedTenant(t, s)
 	a := app("o1", "c1", "api://payments", "https://payments.contoso.example")
 	a.AppRoles = []store.AppRole{{ID: "r1", Value: "Payments.Read", DisplayName: "Read", AllowedMemberTypes: []string{"Application"}, IsEnabled: true}}
 	a.PermissionScopes = []store.PermissionScope{{ID: "s1", Value: "Payments.Submit", AdminConsentDisplayName: "Submit payments", IsEnabled: true}}
-	must(t, s.CreateApplication(ctx, a))
+	must(t, s.CreateApplication(ctx, a, nil, nil))
 	for name, get := range map[string]func() (store.Application, error){
 		"GetApplication":        func() (store.Application, error) { return s.GetApplication(ctx, "o1") },
 		"GetApplicationByAppID": func() (store.Application, error) { return s.GetApplicationByAppID(ctx, tenantID, "c1") },
@@ -144,22 +163,22 @@ func testApplications(t *testing.T, s store.Store) {
 	}
 	_, err := s.GetApplicationByAppID(ctx, otherTID, "c1")
 	wantErr(t, "appId in another tenant", err, store.ErrNotFound)
-	wantErr(t, "duplicate appId", s.CreateApplication(ctx, app("o2", "c1")), store.ErrAlreadyExists)
-	wantErr(t, "duplicate identifier URI", s.CreateApplication(ctx, app("o2", "c2", "api://payments")), store.ErrAlreadyExists)
+	wantErr(t, "duplicate appId", s.CreateApplication(ctx, app("o2", "c1"), nil, nil), store.ErrAlreadyExists)
+	wantErr(t, "duplicate identifier URI", s.CreateApplication(ctx, app("o2", "c2", "api://payments"), nil, nil), store.ErrAlreadyExists)
 	if _, err := s.GetApplication(ctx, "o2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a failed create left an application behind: %v", err)
 	}
 
 	a.DisplayName, a.IdentifierURIs, a.AccessTokenAcceptedVersion = "payments", []string{"api://payments-v2"}, 1
-	must(t, s.UpdateApplication(ctx, a))
+	must(t, s.UpdateApplication(ctx, a.ObjectID, store.Replace(a)))
 	got, err := s.GetApplication(ctx, "o1")
 	must(t, err)
 	same(t, "after update", got, a)
 	_, err = s.GetApplicationByIdentifierURI(ctx, tenantID, "api://payments")
 	wantErr(t, "a removed identifier URI", err, store.ErrNotFound)
-	wantErr(t, "update of a missing app", s.UpdateApplication(ctx, app("o9", "c9")), store.ErrNotFound)
+	wantErr(t, "update of a missing app", s.UpdateApplication(ctx, "o9", store.Replace(app("o9", "c9"))), store.ErrNotFound)
 
-	must(t, s.CreateApplication(ctx, app("o2", "c2", "api://payments")))
+	must(t, s.CreateApplication(ctx, app("o2", "c2", "api://payments"), nil, nil))
 	list, err := s.ListApplications(ctx, tenantID)
 	must(t, err)
 	if len(list) != 2 {
@@ -170,8 +189,8 @@ func testApplications(t *testing.T, s store.Store) {
 func testDeleteApplication(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seedTenant(t, s)
-	must(t, s.CreateApplication(ctx, app("client", "c1")))
-	must(t, s.CreateApplication(ctx, app("resource", "r1", "api://r")))
+	must(t, s.CreateApplication(ctx, app("client", "c1"), nil, nil))
+	must(t, s.CreateApplication(ctx, app("resource", "r1", "api://r"), nil, nil))
 	must(t, s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: "sp-client", TenantID: tenantID, AppID: "c1"}))
 	must(t, s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: "sp-resource", TenantID: tenantID, AppID: "r1"}))
 	must(t, s.AddPasswordCredential(ctx, store.PasswordCredential{KeyID: "k", OwnerID: "client", Salt: []byte{1}, Hash: []byte{2}, StartDateTime: at, EndDateTime: at}))
@@ -197,7 +216,7 @@ func testDeleteApplication(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "deleting it again", s.DeleteApplication(ctx, "client"), store.ErrNotFound)
 	// The app id is free again.
-	must(t, s.CreateApplication(ctx, app("client2", "c1")))
+	must(t, s.CreateApplication(ctx, app("client2", "c1"), nil, nil))
 }
 
 func testServicePrincipals(t *testing.T, s store.Store) {
@@ -306,14 +325,14 @@ func testFederatedCredentials(t *testing.T, s store.Store) {
 	}
 
 	a.Subject, a.Description, a.Audiences = "spiffe://example.org/worker-v2", "moved", []string{"api://other"}
-	must(t, s.UpdateFederatedCredential(ctx, a))
+	must(t, s.UpdateFederatedCredential(ctx, a.OwnerID, a.ID, store.Replace(a)))
 	got, err := s.GetFederatedCredential(ctx, "o1", a.ID)
 	must(t, err)
 	same(t, "after update", got, a)
-	wantErr(t, "update of a missing credential", s.UpdateFederatedCredential(ctx, fic("o1", "none", "i", "s")), store.ErrNotFound)
+	wantErr(t, "update of a missing credential", s.UpdateFederatedCredential(ctx, "o1", "none", store.Replace(fic("o1", "none", "i", "s"))), store.ErrNotFound)
 	clash := a
 	clash.Subject = "spiffe://example.org/Worker"
-	wantErr(t, "update onto another credential's issuer and subject", s.UpdateFederatedCredential(ctx, clash), store.ErrAlreadyExists)
+	wantErr(t, "update onto another credential's issuer and subject", s.UpdateFederatedCredential(ctx, clash.OwnerID, clash.ID, store.Replace(clash)), store.ErrAlreadyExists)
 
 	must(t, s.DeleteFederatedCredential(ctx, "o1", a.ID))
 	wantErr(t, "deleting it again", s.DeleteFederatedCredential(ctx, "o1", a.ID), store.ErrNotFound)
@@ -407,11 +426,11 @@ func testUsers(t *testing.T, s store.Store) {
 	dup.ObjectID = "u2"
 	wantErr(t, "duplicate UPN", s.CreateUser(ctx, dup), store.ErrAlreadyExists)
 	u.PasswordHash = "$argon2id$new"
-	must(t, s.UpdateUser(ctx, u))
+	must(t, s.UpdateUser(ctx, u.ObjectID, store.Replace(u)))
 	got, err = s.GetUserByUPN(ctx, tenantID, u.UserPrincipalName)
 	must(t, err)
 	same(t, "after update", got, u)
-	wantErr(t, "update of a missing user", s.UpdateUser(ctx, store.User{ObjectID: "nobody"}), store.ErrNotFound)
+	wantErr(t, "update of a missing user", s.UpdateUser(ctx, "nobody", store.Replace(store.User{})), store.ErrNotFound)
 }
 
 func signingKey(id string, notBefore time.Time) store.SigningKey {
@@ -464,8 +483,8 @@ func testSigningKeyRace(t *testing.T, s store.Store) {
 func testApplicationOwners(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seedTenant(t, s)
-	must(t, s.CreateApplication(ctx, app("o1", "c1")))
-	must(t, s.CreateApplication(ctx, app("o2", "c2")))
+	must(t, s.CreateApplication(ctx, app("o1", "c1"), nil, nil))
+	must(t, s.CreateApplication(ctx, app("o2", "c2"), nil, nil))
 	must(t, s.AddApplicationOwner(ctx, "o1", "sp-b"))
 	must(t, s.AddApplicationOwner(ctx, "o1", "sp-a"))
 	must(t, s.AddApplicationOwner(ctx, "o1", "sp-a")) // again: no error, no duplicate

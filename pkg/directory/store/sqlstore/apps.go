@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
@@ -28,17 +29,25 @@ func (s *Store) putDomains(ctx context.Context, tx *sql.Tx, t store.Tenant) erro
 	return nil
 }
 
-// UpdateTenant replaces t's display name, domains and marker.
-func (s *Store) UpdateTenant(ctx context.Context, t store.Tenant) error {
+// UpdateTenant replaces the tenant's display name, domains and marker with
+// what fn makes of it, in one transaction.
+func (s *Store) UpdateTenant(ctx context.Context, id string, fn store.Update[store.Tenant]) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE tenants SET display_name = ?, managed_by = ? WHERE id = ?"), t.DisplayName, t.ManagedBy, t.ID)
+		t, err := scanTenant(tx.QueryRowContext(ctx, s.d.rebind("SELECT id, display_name, managed_by FROM tenants WHERE id = ?"+s.d.forUpdate), id))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
+		if t.Domains, err = many(ctx, tx, s.d, scanString, "SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY position", id); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM tenant_domains WHERE tenant_id = ?"), t.ID); err != nil {
+		if t, err = apply(fn, t); err != nil {
+			return err
+		}
+		t.ID = id
+		if _, err := tx.ExecContext(ctx, s.d.rebind("UPDATE tenants SET display_name = ?, managed_by = ? WHERE id = ?"), t.DisplayName, t.ManagedBy, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM tenant_domains WHERE tenant_id = ?"), id); err != nil {
 			return err
 		}
 		return s.putDomains(ctx, tx, t)
@@ -107,8 +116,9 @@ func appJSON(a store.Application) (roles, scopes string, err error) {
 	return string(r), string(sc), err
 }
 
-// CreateApplication stores a with its identifier URIs.
-func (s *Store) CreateApplication(ctx context.Context, a store.Application) error {
+// CreateApplication stores a with its identifier URIs, owners and
+// certificates in one transaction.
+func (s *Store) CreateApplication(ctx context.Context, a store.Application, owners []string, keys []store.KeyCredential) error {
 	roles, scopes, err := appJSON(a)
 	if err != nil {
 		return err
@@ -118,7 +128,23 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application) erro
 			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt)); err != nil {
 			return err
 		}
-		return s.putURIs(ctx, tx, a)
+		if err := s.putURIs(ctx, tx, a); err != nil {
+			return err
+		}
+		for _, o := range owners {
+			if err := s.addOwner(ctx, tx, a.ObjectID, o); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if k.OwnerID != a.ObjectID {
+				return fmt.Errorf("key credential %s belongs to %s, not to the application %s", k.KeyID, k.OwnerID, a.ObjectID)
+			}
+			if err := s.insertKey(ctx, tx, k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -131,30 +157,34 @@ func (s *Store) putURIs(ctx context.Context, tx *sql.Tx, a store.Application) er
 	return nil
 }
 
-// UpdateApplication replaces everything of a but its object id, tenant and
-// creation time.
-func (s *Store) UpdateApplication(ctx context.Context, a store.Application) error {
-	roles, scopes, err := appJSON(a)
-	if err != nil {
-		return err
-	}
+// UpdateApplication replaces everything of the application but its object
+// id, tenant and creation time with what fn makes of it, in one
+// transaction.
+func (s *Store) UpdateApplication(ctx context.Context, objectID string, fn store.Update[store.Application]) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
-			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, a.ObjectID)
+		old, err := scanApp(tx.QueryRowContext(ctx, s.d.rebind("SELECT "+appColumns+" FROM applications WHERE object_id = ?"+s.d.forUpdate), objectID))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM identifier_uris WHERE object_id = ?"), a.ObjectID); err != nil {
+		if old.IdentifierURIs, err = many(ctx, tx, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", objectID); err != nil {
 			return err
 		}
-		var tenant string
-		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT tenant_id FROM applications WHERE object_id = ?"), a.ObjectID).Scan(&tenant); err != nil {
+		a, err := apply(fn, old)
+		if err != nil {
 			return err
 		}
-		a.TenantID = tenant
+		a.ObjectID, a.TenantID, a.CreatedAt = old.ObjectID, old.TenantID, old.CreatedAt
+		roles, scopes, err := appJSON(a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
+			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, objectID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM identifier_uris WHERE object_id = ?"), objectID); err != nil {
+			return err
+		}
 		return s.putURIs(ctx, tx, a)
 	})
 }
@@ -296,14 +326,15 @@ func scanSP(r scanner) (store.ServicePrincipal, error) {
 
 // AddApplicationOwner makes principalID an owner of the application.
 func (s *Store) AddApplicationOwner(ctx context.Context, objectID, principalID string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM application_owners WHERE object_id = ? AND principal_id = ?"), objectID, principalID).Scan(&n); err != nil || n > 0 {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO application_owners (object_id, principal_id) VALUES (?, ?)"), objectID, principalID)
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.addOwner(ctx, tx, objectID, principalID) })
+}
+
+func (s *Store) addOwner(ctx context.Context, tx *sql.Tx, objectID, principalID string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM application_owners WHERE object_id = ? AND principal_id = ?"), objectID, principalID).Scan(&n); err != nil || n > 0 {
 		return err
-	})
+	}
+	_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO application_owners (object_id, principal_id) VALUES (?, ?)"), objectID, principalID)
 	return err
 }
 

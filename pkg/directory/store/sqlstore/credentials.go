@@ -36,8 +36,13 @@ const keyColumns = "owner_id, key_id, display_name, cert, sha1, sha256, start_at
 
 // AddKeyCredential stores a certificate credential.
 func (s *Store) AddKeyCredential(ctx context.Context, c store.KeyCredential) error {
-	return s.exec(ctx, false, "INSERT INTO key_credentials ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertKey(ctx, tx, c) })
+}
+
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, c store.KeyCredential) error {
+	_, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO key_credentials ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		c.OwnerID, c.KeyID, c.DisplayName, c.CertDER, c.ThumbprintSHA1, c.ThumbprintSHA256, ms(c.StartDateTime), ms(c.EndDateTime), c.ManagedBy)
+	return err
 }
 
 // ListKeyCredentials lists owner's certificates ordered by start time.
@@ -92,14 +97,30 @@ func (s *Store) ListFederatedCredentials(ctx context.Context, ownerID string) ([
 	return many(ctx, s, s.d, scanFIC, "SELECT "+ficColumns+" FROM federated_credentials WHERE owner_id = ? ORDER BY name", ownerID)
 }
 
-// UpdateFederatedCredential replaces everything but id, owner and name.
-func (s *Store) UpdateFederatedCredential(ctx context.Context, c store.FederatedCredential) error {
-	aud, err := json.Marshal(nonNil(c.Audiences))
-	if err != nil {
+// UpdateFederatedCredential replaces everything but id, owner, name and
+// creation time with what fn makes of the stored credential, in one
+// transaction holding the owner's lock.
+func (s *Store) UpdateFederatedCredential(ctx context.Context, ownerID, id string, fn store.Update[store.FederatedCredential]) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.d.lockOwner(ctx, tx, ownerID); err != nil {
+			return err
+		}
+		old, err := scanFIC(tx.QueryRowContext(ctx, s.d.rebind("SELECT "+ficColumns+" FROM federated_credentials WHERE owner_id = ? AND id = ?"+s.d.forUpdate), ownerID, id))
+		if err != nil {
+			return err
+		}
+		c, err := apply(fn, old)
+		if err != nil {
+			return err
+		}
+		aud, err := json.Marshal(nonNil(c.Audiences))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.d.rebind("UPDATE federated_credentials SET issuer = ?, subject = ?, audiences = ?, description = ?, expression = ?, managed_by = ? WHERE owner_id = ? AND id = ?"),
+			c.Issuer, c.Subject, string(aud), c.Description, c.ClaimsMatchingExpression, c.ManagedBy, ownerID, id)
 		return err
-	}
-	return s.exec(ctx, true, "UPDATE federated_credentials SET issuer = ?, subject = ?, audiences = ?, description = ?, expression = ?, managed_by = ? WHERE owner_id = ? AND id = ?",
-		c.Issuer, c.Subject, string(aud), c.Description, c.ClaimsMatchingExpression, c.ManagedBy, c.OwnerID, c.ID)
+	})
 }
 
 // DeleteFederatedCredential removes one credential.

@@ -21,6 +21,10 @@ type dialect struct {
 	blob string // the binary column type
 	// numbered rewrites ? to $1, $2, ... (PostgreSQL).
 	numbered bool
+	// forUpdate ends a SELECT that reads a row the transaction will write:
+	// PostgreSQL locks the row; SQLite's BEGIN IMMEDIATE holds the whole
+	// database already.
+	forUpdate string
 	// lockOwner serialises writes that check a per-owner limit. SQLite
 	// serialises all writes already (BEGIN IMMEDIATE), so it needs none.
 	lockOwner func(ctx context.Context, tx *sql.Tx, owner string) error
@@ -36,9 +40,10 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:     "postgres",
-	blob:     "BYTEA",
-	numbered: true,
+	name:      "postgres",
+	blob:      "BYTEA",
+	numbered:  true,
+	forUpdate: " FOR UPDATE",
 	lockOwner: func(ctx context.Context, tx *sql.Tx, owner string) error {
 		_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "owner:"+owner)
 		return err

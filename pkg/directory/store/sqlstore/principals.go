@@ -87,19 +87,33 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return s.exec(ctx, false, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?)", u.ObjectID, u.TenantID, strings.ToLower(u.UserPrincipalName), u.DisplayName, u.PasswordHash, u.ManagedBy)
 }
 
-// GetUserByUPN finds a user by user principal name, case-insensitively.
-func (s *Store) GetUserByUPN(ctx context.Context, tenantID, upn string) (store.User, error) {
-	return one(ctx, s, func(r scanner) (store.User, error) {
-		var u store.User
-		err := r.Scan(&u.ObjectID, &u.TenantID, &u.UserPrincipalName, &u.DisplayName, &u.PasswordHash, &u.ManagedBy)
-		return u, err
-	}, "SELECT "+userColumns+" FROM users WHERE tenant_id = ? AND upn = ?", tenantID, strings.ToLower(upn))
+func scanUser(r scanner) (store.User, error) {
+	var u store.User
+	err := r.Scan(&u.ObjectID, &u.TenantID, &u.UserPrincipalName, &u.DisplayName, &u.PasswordHash, &u.ManagedBy)
+	return u, err
 }
 
-// UpdateUser replaces u's name, password hash and marker.
-func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
-	return s.exec(ctx, true, "UPDATE users SET upn = ?, display_name = ?, password_hash = ?, managed_by = ? WHERE object_id = ?",
-		strings.ToLower(u.UserPrincipalName), u.DisplayName, u.PasswordHash, u.ManagedBy, u.ObjectID)
+// GetUserByUPN finds a user by user principal name, case-insensitively.
+func (s *Store) GetUserByUPN(ctx context.Context, tenantID, upn string) (store.User, error) {
+	return one(ctx, s, scanUser, "SELECT "+userColumns+" FROM users WHERE tenant_id = ? AND upn = ?", tenantID, strings.ToLower(upn))
+}
+
+// UpdateUser replaces the user's name, password hash and marker with what fn
+// makes of the stored user, in one transaction.
+func (s *Store) UpdateUser(ctx context.Context, objectID string, fn store.Update[store.User]) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanUser(tx.QueryRowContext(ctx, s.d.rebind("SELECT "+userColumns+" FROM users WHERE object_id = ?"+s.d.forUpdate), objectID))
+		if err != nil {
+			return err
+		}
+		u, err := apply(fn, old)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.d.rebind("UPDATE users SET upn = ?, display_name = ?, password_hash = ?, managed_by = ? WHERE object_id = ?"),
+			strings.ToLower(u.UserPrincipalName), u.DisplayName, u.PasswordHash, u.ManagedBy, objectID)
+		return err
+	})
 }
 
 const signingKeyColumns = "id, private_key, cert, not_before, not_after, created_at"

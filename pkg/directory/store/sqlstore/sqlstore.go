@@ -229,9 +229,28 @@ func (s *Store) rawTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		var ce *callerError
+		if errors.As(err, &ce) {
+			return ce.err
+		}
 		return classify(err)
 	}
 	return classify(tx.Commit())
+}
+
+// callerError is an error of an Update function, returned to the caller
+// as it is rather than classified as a failure of the database.
+type callerError struct{ err error }
+
+func (e *callerError) Error() string { return e.err.Error() }
+
+// apply runs an Update function inside a transaction.
+func apply[T any](fn store.Update[T], old T) (T, error) {
+	v, err := fn(old)
+	if err != nil {
+		return v, &callerError{err}
+	}
+	return v, nil
 }
 
 // exec runs one statement in its own transaction and reports ErrNotFound

@@ -11,9 +11,9 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
 )
 
-func openSQLite(t testing.TB) *sqlstore.Store {
+func openSQLiteAt(t testing.TB, path string) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"))
+	s, err := sqlstore.OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,9 +21,9 @@ func openSQLite(t testing.TB) *sqlstore.Store {
 	return s
 }
 
-func openPostgres(t testing.TB) *sqlstore.Store {
+func openPostgresAt(t testing.TB, dsn string) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenPostgres(context.Background(), pgtest.DSN(t))
+	s, err := sqlstore.OpenPostgres(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +32,18 @@ func openPostgres(t testing.TB) *sqlstore.Store {
 }
 
 func TestConformanceSQLite(t *testing.T) {
-	conformance.Run(t, func(t *testing.T) store.Store { return openSQLite(t) })
+	conformance.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		return openSQLiteAt(t, path), func() store.Store { return openSQLiteAt(t, path) }
+	})
 }
 
 func TestConformancePostgres(t *testing.T) {
 	if !pgtest.Available() {
 		t.Skip(pgtest.EnvDSN + " is not set")
 	}
-	conformance.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
+	conformance.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+		dsn := pgtest.DSN(t)
+		return openPostgresAt(t, dsn), func() store.Store { return openPostgresAt(t, dsn) }
+	})
 }

@@ -188,6 +188,9 @@ func TestServeFailures(t *testing.T) {
 		{"unknown command", []string{"serv"}, 2, `unknown command "serv"`},
 		{"token without socket", []string{"token", "--socket", ""}, 2, "no Workload API address"},
 		{"exchange without tenant", []string{"token", "--socket", "unix:///nowhere", "--exchange", "https://localhost:1"}, 2, "--exchange needs --tenant"},
+		{"webhook without config", []string{"webhook"}, 2, "want --config FILE"},
+		{"webhook config unreadable", []string{"webhook", "--config", filepath.Join(file, "x")}, 2, "webhook: open"},
+		{"webhook config empty", []string{"webhook", "--config", file}, 2, "namespace is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,12 +39,32 @@ func newServer(h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http
 	}
 }
 
+// shutdownGrace bounds how long a shutdown waits for the requests in flight
+// before it closes the connections still open.
+const shutdownGrace = 10 * time.Second
+
 // serve serves every listener until ctx ends, then shuts them down
-// gracefully.
+// gracefully within shutdownGrace.
 func serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) error {
+	return serveWithin(ctx, logger, shutdownGrace, listeners...)
+}
+
+// serveWithin is serve with the shutdown's bound given. A shutdown stops
+// accepting, logs what it waits for, waits up to grace for the requests in
+// flight and then closes whatever is left, logging which it was.
+func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, listeners ...Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
 		srv := newServer(l.Handler, l.TLS, logger)
+		var active atomic.Int64 // connections with a request in flight
+		srv.ConnState = func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateActive:
+				active.Add(1)
+			case http.StateIdle, http.StateHijacked:
+				active.Add(-1)
+			}
+		}
 		g.Go(func() error {
 			var err error
 			if l.TLS != nil {
@@ -58,9 +79,16 @@ func serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) erro
 		})
 		g.Go(func() error {
 			<-ctx.Done()
-			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			start := time.Now()
+			logger.Info("shutting down: no new connections; waiting for the requests in flight", "listener", l.Name, "in_flight", active.Load(), "bound", grace)
+			shutdown, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
-			return srv.Shutdown(shutdown)
+			if err := srv.Shutdown(shutdown); err != nil {
+				logger.Warn("shutdown bound reached: closing the connections still open", "listener", l.Name, "in_flight", active.Load(), "waited", time.Since(start).Round(time.Millisecond))
+				return srv.Close()
+			}
+			logger.Info("stopped: every request in flight answered", "listener", l.Name, "waited", time.Since(start).Round(time.Millisecond))
+			return nil
 		})
 	}
 	return g.Wait()

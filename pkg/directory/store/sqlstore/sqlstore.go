@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -74,6 +75,9 @@ func OpenSQLite(path string) (*Store, error) {
 			return nil, fmt.Errorf("sqlite %s: %w", path, err)
 		}
 	}
+	if err := checkSQLiteFile(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
@@ -93,6 +97,38 @@ func OpenSQLite(path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteHeader starts every SQLite database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkSQLiteFile refuses, naming what is wrong, a path that holds
+// something other than a SQLite database; a missing or empty file is
+// created as a new database.
+func checkSQLiteFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite %s: %w", path, err)
+	case fi.IsDir():
+		return fmt.Errorf("sqlite %s is a directory, not a database file: remove it, or name a file that does not exist yet", path)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("sqlite %s is not a regular file (%s): name a file that does not exist yet", path, fi.Mode().Type())
+	case fi.Size() == 0:
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sqlite %s cannot be read: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	if n, _ := io.ReadFull(f, head); n < len(head) || string(head) != sqliteHeader {
+		return fmt.Errorf("sqlite %s is not a SQLite database (a %d-byte file that does not start with SQLite's header): move it away, or name another file", path, fi.Size())
+	}
+	return nil
 }
 
 // OpenPostgres returns a store over the PostgreSQL database at dsn, which

@@ -2,7 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
@@ -46,4 +48,41 @@ func TestConformancePostgres(t *testing.T) {
 		dsn := pgtest.DSN(t)
 		return openPostgresAt(t, dsn), func() store.Store { return openPostgresAt(t, dsn) }
 	})
+}
+
+// TestOpenSQLiteRefusesWhatIsNotADatabase names the path, what is wrong
+// with it and the fix, instead of failing deep in the driver.
+func TestOpenSQLiteRefusesWhatIsNotADatabase(t *testing.T) {
+	dir := t.TempDir()
+	asDir := filepath.Join(dir, "dir.db")
+	text := filepath.Join(dir, "text.db")
+	if err := os.Mkdir(asDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(text, []byte("not a database\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		asDir: "is a directory, not a database file: remove it, or name a file that does not exist yet",
+		text:  "is not a SQLite database (a 15-byte file that does not start with SQLite's header): move it away, or name another file",
+	} {
+		s, err := sqlstore.OpenSQLite(path)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s opened", path)
+		}
+		if s != nil || !strings.Contains(err.Error(), path+" "+want) {
+			t.Errorf("%s: %v (store %v)", path, err, s)
+		}
+	}
+	// An empty file is a new database.
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.OpenSQLite(empty)
+	if err != nil {
+		t.Fatalf("an empty file: %v", err)
+	}
+	s.Close()
 }

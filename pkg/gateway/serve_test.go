@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink safe for the listeners' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// shutdownRun serves a handler that holds every request until release is
+// closed, starts one request, ends the serve context, and returns the
+// request's outcome, serve's result and the logs.
+func shutdownRun(t *testing.T, grace time.Duration, release <-chan struct{}) (status int, serveErr error, logs string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveWithin(ctx, logger, grace, Listener{Name: "test", Net: ln, Handler: h}) }()
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String())
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	<-entered
+	cancel()
+	select {
+	case serveErr = <-served:
+	case <-time.After(grace + 20*time.Second):
+		t.Fatal("serve did not return")
+	}
+	return <-got, serveErr, buf.String()
+}
+
+// TestShutdownWaitsForRequestsInFlight: the request in flight is answered
+// before serve returns, and the logs say what the shutdown waited for.
+func TestShutdownWaitsForRequestsInFlight(t *testing.T) {
+	release := make(chan struct{})
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	status, err, logs := shutdownRun(t, time.Minute, release)
+	if status != 200 || err != nil {
+		t.Fatalf("the request in flight: %d; serve: %v", status, err)
+	}
+	for _, want := range []string{"shutting down: no new connections; waiting for the requests in flight", "listener=test", "in_flight=1", "stopped: every request in flight answered"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the logs lack %q:\n%s", want, logs)
+		}
+	}
+}
+
+// TestShutdownIsBounded: a request that never ends is cut off at the bound.
+func TestShutdownIsBounded(t *testing.T) {
+	never := make(chan struct{})
+	defer close(never)
+	status, _, logs := shutdownRun(t, 300*time.Millisecond, never)
+	if status == 200 {
+		t.Fatal("a request that never ends was answered")
+	}
+	if !strings.Contains(logs, "shutdown bound reached: closing the connections still open") || !strings.Contains(logs, "in_flight=1") {
+		t.Errorf("the logs do not say the bound was reached:\n%s", logs)
+	}
+}

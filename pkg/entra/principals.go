@@ -47,6 +47,9 @@ type client struct {
 }
 
 func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, error) {
+	if clientID == uuid.Nil.String() {
+		return client{}, aadsts.New(aadsts.InvalidApplicationID, "%s is not a valid application identifier.", clientID)
+	}
 	app, err := s.store.GetApplicationByAppID(ctx, t.ID, clientID)
 	if err == nil {
 		sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, clientID)

@@ -41,6 +41,7 @@ const (
 	UnsupportedGrantType        = 70003
 	TenantNotFound              = 90002
 	ApplicationNotFound         = 700016
+	InvalidApplicationID        = 700038
 	InvalidClientSecret         = 7000215
 	ExpiredClientSecret         = 7000222
 	NoClientCredential          = 7000216
@@ -87,6 +88,7 @@ var kinds = map[int]kind{
 	UnsupportedGrantType:        {"unsupported_grant_type", 400, false},
 	TenantNotFound:              {"invalid_tenant", 400, true},
 	ApplicationNotFound:         {"unauthorized_client", 400, true},
+	InvalidApplicationID:        {"unauthorized_client", 400, false},
 	InvalidClientSecret:         {"invalid_client", 401, true},
 	ExpiredClientSecret:         {"invalid_client", 401, true},
 	NoClientCredential:          {"invalid_client", 401, true},

@@ -1,0 +1,91 @@
+package spire_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
+)
+
+// TestCheckIssuerOnSPIREsDiscoveryProvider runs `check issuer` against
+// SPIRE's own oidc-discovery-provider, fed by a Workload API, as an operator
+// who runs it instead of the gateway's discovery provider would: with
+// set_key_use Entra accepts it; without, the check warns and still passes.
+func TestCheckIssuerOnSPIREsDiscoveryProvider(t *testing.T) {
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "odp-check-") // short: unix socket paths are bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	api := workloadapitest.Start(t, filepath.Join(dir, "agent"))
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, setKeyUse := range []bool{true, false} {
+		t.Run(fmt.Sprint("set_key_use=", setKeyUse), func(t *testing.T) {
+			port := freePort(t)
+			issuer := "https://localhost:" + port
+			conf := filepath.Join(dir, fmt.Sprintf("odp-%v.conf", setKeyUse))
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf(`log_level = "warn"
+domains = ["localhost"]
+jwt_issuer = "%s"
+set_key_use = %v
+serving_cert_file {
+    cert_file_path = "%s"
+    key_file_path = "%s"
+    addr = "127.0.0.1:%s"
+}
+workload_api {
+    socket_path = "%s"
+    trust_domain = "example.org"
+}
+`, issuer, setKeyUse, paths.Cert, paths.Key, port, strings.TrimPrefix(api.Addr, "unix://"))), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			spire.Start(t, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", conf)
+			var report struct {
+				Blocking   bool `json:"blocking"`
+				UsableKeys int  `json:"usable_keys"`
+				Findings   []struct {
+					Severity string `json:"severity"`
+					Code     int    `json:"aadsts"`
+					What     string `json:"finding"`
+					Fix      string `json:"fix"`
+				} `json:"findings"`
+			}
+			var out []byte
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				out, err = exec.CommandContext(ctx, gatewayBin, "check", "issuer", issuer, "--ca", paths.CA, "-o", "json").Output()
+				cancel()
+				if jerr := json.Unmarshal(out, &report); jerr == nil && report.UsableKeys > 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond) // the provider is starting or has no keys yet
+			}
+			if err != nil || report.Blocking || report.UsableKeys != 1 {
+				t.Fatalf("check issuer: %v\n%s", err, out)
+			}
+			var noUse, privateCA bool
+			for _, f := range report.Findings {
+				noUse = noUse || f.Severity == "warning" && strings.Contains(f.What, `has no "use"`) && strings.Contains(f.Fix, "set_key_use = true")
+				privateCA = privateCA || f.Severity == "warning" && f.Code == 90061
+			}
+			if !privateCA || noUse == setKeyUse || len(report.Findings) != 1+map[bool]int{true: 0, false: 1}[setKeyUse] {
+				t.Errorf("findings:\n%s", out)
+			}
+		})
+	}
+}

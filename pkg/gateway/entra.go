@@ -62,7 +62,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
 	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
-	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now}
+	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now, Directory: &apiauth.Live{Store: s}}
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, logger.With("component", "graph")))
 	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, logger.With("component", "arm")))

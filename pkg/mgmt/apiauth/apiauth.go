@@ -47,6 +47,10 @@ type Verifier struct {
 	// Key returns the gateway's public key with kid (signer.PublicKey).
 	Key func(kid string) (crypto.PublicKey, bool)
 	Now func() time.Time
+	// Directory, when set, is asked whether the caller still exists and
+	// which of the token's roles it still holds, and whether the token's
+	// audience is the resource's own (see Live).
+	Directory *Live
 }
 
 // maxToken bounds the Authorization header's token.
@@ -66,8 +70,11 @@ type claims struct {
 
 // Verify checks r's bearer token: RS256 by one of the gateway's keys, not
 // expired, issued by the gateway for its tenant, and for one of audiences
-// (the resource's identifier URI or appId).
-func (v *Verifier) Verify(r *http.Request, audiences ...string) (Caller, error) {
+// (the identifier URIs or appId of the resource whose application id is
+// resourceAppID). With a Directory, the caller must still exist, keeps only
+// the roles it still holds, and the audience must name that resource in
+// the caller's tenant.
+func (v *Verifier) Verify(r *http.Request, resourceAppID string, audiences ...string) (Caller, error) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
@@ -118,5 +125,9 @@ func (v *Verifier) Verify(r *http.Request, audiences ...string) (Caller, error) 
 	if app == "" {
 		app = c.Azp
 	}
-	return Caller{TenantID: c.TID, AppID: app, ObjectID: c.OID, Roles: c.Roles}, nil
+	caller := Caller{TenantID: c.TID, AppID: app, ObjectID: c.OID, Roles: c.Roles}
+	if v.Directory == nil {
+		return caller, nil
+	}
+	return v.Directory.check(r.Context(), caller, resourceAppID, aud)
 }

@@ -67,7 +67,7 @@ func (f *fixture) verify(token string) (apiauth.Caller, error) {
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
-	return f.verifier.Verify(r, "https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+	return f.verifier.Verify(r, "00000003-0000-0000-c000-000000000000", "https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 }
 
 func TestValidToken(t *testing.T) {

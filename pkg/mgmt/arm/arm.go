@@ -23,8 +23,9 @@ import (
 )
 
 // Audiences are the token audiences ARM accepts: its identifier URIs (az
-// asks for https://management.core.windows.net/) and its application id.
-var Audiences = append([]string{"https://management.azure.com", directory.ARMAppID}, directory.ARMResources...)
+// asks for https://management.core.windows.net/) and its application id,
+// nothing another application could hold.
+var Audiences = append([]string{directory.ARMAppID}, directory.ARMResources...)
 
 // APIVersions are the api-version values served for managed identities.
 var APIVersions = []string{"2023-01-31", "2024-11-30"}
@@ -138,7 +139,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
-	caller, err := s.auth.Verify(r, Audiences...)
+	caller, err := s.auth.Verify(r, directory.ARMAppID, Audiences...)
+	if err != nil && !errors.Is(err, apiauth.ErrMissing) && !errors.Is(err, apiauth.ErrInvalid) {
+		return err // the directory could not be asked
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`)
 		if errors.Is(err, apiauth.ErrMissing) {

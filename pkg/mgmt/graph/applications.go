@@ -140,6 +140,12 @@ func (s *Server) findApplication(q *request, ref string, byAppID bool) (store.Ap
 			err = store.ErrNotFound // another tenant's object does not exist here
 		}
 	}
+	if err == nil && app.ManagedBy == directory.ManagedByMicrosoft {
+		// Microsoft's applications are registered in Microsoft's tenant:
+		// a customer tenant holds only their service principals, and
+		// cannot change or delete them.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return app, notFound("Resource '%s' does not exist or one of its queried reference-property objects are not present.", ref)
 	}
@@ -214,6 +220,7 @@ func (s *Server) listApplications(q *request) error {
 	if err != nil {
 		return err
 	}
+	apps = slices.DeleteFunc(apps, func(a store.Application) bool { return a.ManagedBy == directory.ManagedByMicrosoft })
 	if q.ownedOnly {
 		var owned []store.Application
 		for _, a := range apps {

@@ -46,9 +46,17 @@ func (s *Server) servicePrincipals(q *request, segs []string) error {
 			}
 			out := []spJSON{}
 			for _, sp := range sps {
-				if filterAppID == "" || sp.AppID == filterAppID {
-					out = append(out, s.spJSON(q, sp))
+				if filterAppID != "" && sp.AppID != filterAppID {
+					continue
 				}
+				if q.ownedOnly {
+					if owned, err := s.ownsPrincipal(q, sp); err != nil {
+						return err
+					} else if !owned {
+						continue
+					}
+				}
+				out = append(out, s.spJSON(q, sp))
 			}
 			writeJSON(q.w, http.StatusOK, map[string]any{"@odata.context": base(q.r) + "servicePrincipals", "value": out})
 			return nil
@@ -103,6 +111,16 @@ func (s *Server) servicePrincipals(q *request, segs []string) error {
 	if err != nil {
 		return err
 	}
+	if q.ownedOnly {
+		// Application.ReadWrite.OwnedBy reaches the service principals of
+		// the applications the caller owns, and no others' (their role
+		// assignments included).
+		if owned, err := s.ownsPrincipal(q, sp); err != nil {
+			return err
+		} else if !owned {
+			return denied()
+		}
+	}
 	switch {
 	case len(rest) == 0 && q.r.Method == http.MethodGet:
 		out := s.spJSON(q, sp)
@@ -116,6 +134,18 @@ func (s *Server) servicePrincipals(q *request, segs []string) error {
 		return s.appRoleAssignments(q, sp, rest[1:])
 	}
 	return methodNotAllowed()
+}
+
+// ownsPrincipal reports whether the caller owns sp's application.
+func (s *Server) ownsPrincipal(q *request, sp store.ServicePrincipal) (bool, error) {
+	app, err := s.store.GetApplicationByAppID(q.ctx(), sp.TenantID, sp.AppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.owns(q, app.ObjectID)
 }
 
 // spJSON shows a service principal with its application's roles.

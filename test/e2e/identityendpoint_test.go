@@ -73,7 +73,7 @@ func TestManagedIdentityCredentialOnTheIdentityEndpoint(t *testing.T) {
 		t.Fatalf("ManagedIdentityCredential with ClientID: %v", err)
 	}
 	unknown, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID: azidentity.ClientID("00000000-0000-0000-0000-000000000000")})
+		ID: azidentity.ClientID("00000000-0000-0000-0000-0000000000aa")}) // the nil GUID is AADSTS700038
 	if err != nil {
 		t.Fatal(err)
 	}

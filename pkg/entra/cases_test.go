@@ -310,7 +310,7 @@ func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	if err := (&seed.Applier{Store: s, ParseExpression: func(string) error { return nil }}).Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}); err != nil {
+	if err := s.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	sg := signer.New(s, signer.Options{})

@@ -187,13 +187,7 @@ func (w *writeFlags) serveIdentity(ctx context.Context, client *workloadapi.Clie
 	base := "http://" + ln.Addr().String()
 	logger.Info("managed-identity endpoint", "addr", ln.Addr().String(), "identity_endpoint", base+identityendpoint.MSIPath,
 		"authority_host", authority, "tenant", tenant, "client_id", clientID)
-	return [][2]string{
-		{"IDENTITY_ENDPOINT", base + identityendpoint.MSIPath},
-		{"IDENTITY_HEADER", header},
-		{"MSI_ENDPOINT", base + identityendpoint.MSIPath},
-		{"MSI_SECRET", header},
-		{"AZURE_POD_IDENTITY_AUTHORITY_HOST", base},
-	}, nil
+	return identityendpoint.Env(base, header), nil
 }
 
 // writeOnce writes the file, retrying until the Workload API answers or the

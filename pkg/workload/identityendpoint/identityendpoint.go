@@ -47,6 +47,21 @@ const (
 	MSIPath = "/msi/token"
 )
 
+// Env is the environment that points every kind of client at an endpoint
+// listening at base (http://host:port) with header: App Service's
+// IDENTITY_* and its older MSI_* (also what az uses), and the IMDS host for
+// the SDKs that read AZURE_POD_IDENTITY_AUTHORITY_HOST. The sidecar writes
+// it to its --env-file; the admission webhook sets it in a pod.
+func Env(base, header string) [][2]string {
+	return [][2]string{
+		{"IDENTITY_ENDPOINT", base + MSIPath},
+		{"IDENTITY_HEADER", header},
+		{"MSI_ENDPOINT", base + MSIPath},
+		{"MSI_SECRET", header},
+		{"AZURE_POD_IDENTITY_AUTHORITY_HOST", base},
+	}
+}
+
 // DefaultRefreshAhead is how long a cached token must still be valid to be
 // handed out. Azure SDKs ask again five minutes before a token expires; a
 // token with less left would bring them straight back.

@@ -6,39 +6,42 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/identityendpoint"
 )
 
-// The managed-identity endpoint (App Service's protocol, api-version
-// 2019-08-01) that the sidecar serves on loopback with
-// `token --identity-endpoint`, for SDKs without WorkloadIdentityCredential.
-const (
-	envIdentityEndpoint = "IDENTITY_ENDPOINT"
-	envIdentityHeader   = "IDENTITY_HEADER"
-	identityPath        = "/msi/token"
-)
+// The managed-identity endpoint (pkg/workload/identityendpoint) that the
+// sidecar serves on loopback with `token --identity-endpoint`, for SDKs
+// without WorkloadIdentityCredential and for az.
 
-// identityEndpointEnv is IDENTITY_ENDPOINT and IDENTITY_HEADER for the
-// application. The header is a per-pod random value: the endpoint refuses a
-// request without it, so that a server-side request forgery in the
-// application cannot fetch tokens. Anyone who may read the pod may read it,
-// as on App Service anyone who may read the process environment.
+// envIdentityHeader carries the endpoint's secret, to the sidecar (which
+// reads it from its environment rather than its command line, where every
+// process of the node could see it) and to the application.
+const envIdentityHeader = "IDENTITY_HEADER"
+
+// identityEndpointEnv is the environment pointing the application's clients
+// at the sidecar's endpoint. The header is a per-pod random value: the
+// endpoint refuses App Service requests without it, so that a server-side
+// request forgery in the application cannot fetch tokens. Anyone who may
+// read the pod may read it, as on App Service anyone who may read the
+// process environment.
 func (c *Injection) identityEndpointEnv(header string) []corev1.EnvVar {
-	return []corev1.EnvVar{
-		{Name: envIdentityEndpoint, Value: "http://127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort)) + identityPath},
-		{Name: envIdentityHeader, Value: header},
+	var out []corev1.EnvVar
+	for _, kv := range identityendpoint.Env(c.identityEndpointBase(), header) {
+		out = append(out, corev1.EnvVar{Name: kv[0], Value: kv[1]})
 	}
+	return out
+}
+
+func (c *Injection) identityEndpointBase() string {
+	return "http://127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort))
 }
 
 // identityEndpointArgs are the sidecar's flags for the endpoint; the header
 // reaches it through its environment, not its command line.
 func (c *Injection) identityEndpointArgs(id identity) []string {
-	args := []string{"--identity-endpoint", "127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort))}
-	if id.clientID != "" {
-		args = append(args, "--client-id", id.clientID)
-	}
-	if id.tenantID != "" {
-		args = append(args, "--tenant", id.tenantID)
-	}
+	args := []string{"--identity-endpoint", "127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort)),
+		"--client-id", id.clientID, "--tenant", id.tenantID}
 	if id.authorityHost != "" {
 		args = append(args, "--authority-host", id.authorityHost)
 	}

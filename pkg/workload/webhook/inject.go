@@ -103,7 +103,9 @@ func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (iden
 			id.skip = append(id.skip, name)
 		}
 	}
-	if !c.AllowMissingClientID {
+	// The managed-identity endpoint exchanges for a tenant and a default
+	// client id: the sidecar does not start without them.
+	if !c.AllowMissingClientID || id.identityEndpoint {
 		sa := cmpOr(pod.Spec.ServiceAccountName, "default")
 		for _, need := range []struct{ value, annotation, what string }{
 			{id.clientID, AnnotationClientID, "a client id"},

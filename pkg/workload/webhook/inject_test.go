@@ -332,7 +332,21 @@ func TestIdentityEndpoint(t *testing.T) {
 	if strings.Contains(strings.Join(s.Args, " "), header) {
 		t.Error("the header is on the command line")
 	}
-	checkApp(t, pod.Spec.Containers[0], map[string]string{envIdentityEndpoint: "http://127.0.0.1:18091/msi/token", envIdentityHeader: header})
+	checkApp(t, pod.Spec.Containers[0], map[string]string{
+		"IDENTITY_ENDPOINT": "http://127.0.0.1:18091/msi/token", envIdentityHeader: header,
+		"MSI_ENDPOINT": "http://127.0.0.1:18091/msi/token", "MSI_SECRET": header,
+		"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:18091",
+		"AZURE_FEDERATED_TOKEN_FILE":        TokenFile,
+	})
+
+	// The endpoint needs a client id even where other pods may go without.
+	c.AllowMissingClientID = true
+	noClient := optedIn(corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}})
+	noClient.Annotations[AnnotationIdentityEndpoint] = "true"
+	delete(noClient.Annotations, AnnotationClientID)
+	if _, err := c.Mutate(noClient, nil); err == nil || !strings.Contains(err.Error(), AnnotationClientID) {
+		t.Errorf("identity endpoint without a client id: %v", err)
+	}
 
 	// Another webhook adds a container; the reinvocation gives it the same
 	// header as the sidecar's.

@@ -235,7 +235,7 @@ func TestTokenExchange(t *testing.T) {
 		t.Errorf("token --exchange printed %s (%v)", out, err)
 	}
 
-	unknown := "00000000-0000-0000-0000-000000000000"
+	unknown := "00000000-0000-0000-0000-0000000000aa" // not the nil GUID, which is AADSTS700038
 	status, out, errOut = c.run(append(exchange, unknown)...)
 	if status != 1 {
 		t.Fatalf("token --exchange with an unknown client: status %d, want 1", status)

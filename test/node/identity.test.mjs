@@ -55,6 +55,6 @@ test('ManagedIdentityCredential, a wrong IDENTITY_HEADER is refused', () => {
 });
 
 test('ManagedIdentityCredential, an unknown client id gets the token endpoint\'s AADSTS error', () => {
-  const got = client(appService, 'managed', scope, '00000000-0000-0000-0000-000000000000');
+  const got = client(appService, 'managed', scope, '00000000-0000-0000-0000-0000000000aa'); // not the nil GUID (AADSTS700038)
   assert.match(got.error ?? '', /AADSTS700016/);
 });

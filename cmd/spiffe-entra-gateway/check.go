@@ -154,7 +154,9 @@ func printIssuer(w io.Writer, r check.IssuerReport) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "keys       %d published, %d Entra verifies RS256 tokens with\n", len(r.Metadata.Keys), r.UsableKeys)
+	if r.Metadata.JWKS.Status != 0 {
+		fmt.Fprintf(w, "keys       %d published, %d Entra verifies RS256 tokens with\n", len(r.Metadata.Keys), r.UsableKeys)
+	}
 	printFindings(w, r.Findings)
 	if r.Blocking {
 		fmt.Fprintln(w, "verdict    Entra would refuse tokens of this issuer")

@@ -36,20 +36,34 @@ type Refusal struct {
 	Message string `json:"message"`
 }
 
+// Credential is a federated identity credential, in Graph's field names.
+type Credential struct {
+	ID                       string   `json:"id,omitempty"`
+	Name                     string   `json:"name"`
+	Issuer                   string   `json:"issuer"`
+	Subject                  string   `json:"subject,omitempty"`
+	Audiences                []string `json:"audiences"`
+	ClaimsMatchingExpression string   `json:"claimsMatchingExpression,omitempty"`
+}
+
+func credential(c store.FederatedCredential) *Credential {
+	return &Credential{ID: c.ID, Name: c.Name, Issuer: c.Issuer, Subject: c.Subject, Audiences: c.Audiences, ClaimsMatchingExpression: c.ClaimsMatchingExpression}
+}
+
 // NearMiss is the credential that came closest to matching, and how it
 // differs from the assertion.
 type NearMiss struct {
-	Credential  store.FederatedCredential `json:"credential"`
-	Differences []string                  `json:"differences"`
+	Credential  *Credential `json:"credential"`
+	Differences []string    `json:"differences"`
 }
 
 // AssertionReport is the verdict on an assertion.
 type AssertionReport struct {
-	Token        Token                      `json:"token"`
-	Exchangeable bool                       `json:"exchangeable"`
-	Matched      *store.FederatedCredential `json:"matched,omitempty"`
-	Refusal      *Refusal                   `json:"refusal,omitempty"`
-	Nearest      *NearMiss                  `json:"nearest,omitempty"`
+	Token        Token       `json:"token"`
+	Exchangeable bool        `json:"exchangeable"`
+	Matched      *Credential `json:"matched,omitempty"`
+	Refusal      *Refusal    `json:"refusal,omitempty"`
+	Nearest      *NearMiss   `json:"nearest,omitempty"`
 }
 
 // Assertion says whether Entra would exchange assertion for a client
@@ -59,7 +73,7 @@ func Assertion(ctx context.Context, v *federation.Verifier, assertion string, cr
 	r := AssertionReport{Token: readToken(assertion)}
 	m, err := v.Verify(ctx, assertion, creds)
 	if err == nil {
-		r.Exchangeable, r.Matched = true, &m.Credential
+		r.Exchangeable, r.Matched = true, credential(m.Credential)
 		return r
 	}
 	var aerr *aadsts.Error
@@ -151,7 +165,7 @@ func nearest(t Token, creds []store.FederatedCredential) *NearMiss {
 			note("subject", c.Subject, t.Subject)
 		}
 		if best == nil || score < bestScore {
-			best, bestScore = &NearMiss{Credential: c, Differences: diffs}, score
+			best, bestScore = &NearMiss{Credential: credential(c), Differences: diffs}, score
 		}
 	}
 	return best

@@ -22,6 +22,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./data", "directory for the gateway's state")
 	entraAddr := fs.String("entra-addr", "127.0.0.1:8443", "address of the Entra endpoint")
 	oidcAddr := fs.String("oidc-addr", "127.0.0.1:8444", "address of the OIDC discovery provider")
+	healthAddr := fs.String("health-addr", "127.0.0.1:0", "address of /livez and /readyz (default a free port, printed at start)")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:0", "address of /metrics (default a free port, printed at start)")
 	seedFile := fs.String("seed", "", "declarative seed file (YAML) applied at start and whenever it changes; see docs/seed.md")
 	anyIssuerExprs := fs.Bool("allow-flexible-credentials-for-any-issuer", false,
 		"honour claimsMatchingExpression credentials for every issuer; Entra honours them for GitHub, GitLab and Terraform Cloud only")
@@ -52,7 +54,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := gateway.NewDev(ctx, gateway.DevOptions{
-		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, SeedFile: *seedFile,
+		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, HealthAddr: *healthAddr, MetricsAddr: *metricsAddr, SeedFile: *seedFile,
 		AnyIssuerExpressions: *anyIssuerExprs, Logger: logger,
 	})
 	if err != nil {
@@ -103,11 +105,13 @@ func printDevInfo(w io.Writer, i gateway.DevInfo) {
   Scope                            %s
   CA to trust                      %s
   Federated token file             %s
+  Health (/livez, /readyz)         %s
+  Metrics                          %s
 
 Load the environment for the Azure SDKs and SPIFFE tools:
   . %s
 Then, for example:
   spiffe-entra-gateway token --exchange "$AZURE_AUTHORITY_HOST" --tenant "$AZURE_TENANT_ID" --client-id "$AZURE_CLIENT_ID" --scope "$GATEWAY_DEV_SCOPE"
 Azure SDK clients must disable instance discovery (DisableInstanceDiscovery / disableInstanceDiscovery: true).
-`, i.AuthorityHost, i.Issuer, i.WorkloadSocket, i.TenantID, i.ClientID, i.Scope, i.CAFile, i.TokenFile, i.EnvFile)
+`, i.AuthorityHost, i.Issuer, i.WorkloadSocket, i.TenantID, i.ClientID, i.Scope, i.CAFile, i.TokenFile, i.HealthURL, i.MetricsURL, i.EnvFile)
 }

@@ -92,3 +92,10 @@ func EnsureMicrosoftResources(ctx context.Context, s store.Store, tenantID strin
 	}
 	return nil
 }
+
+func ignoreExists(err error) error {
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}

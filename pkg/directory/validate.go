@@ -10,6 +10,10 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
+// TokenExchangeAudience is the audience Entra expects federated assertions
+// to carry, and the default of a federated credential's audiences.
+const TokenExchangeAudience = "api://AzureADTokenExchange"
+
 // Rule names a validation rule, so that each API surface can map it to its
 // own error code (Graph's InvalidFederatedIdentityCredentialValue, ARM's
 // InvalidFederatedIdentityCredentialsAudienceLength, ...).

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,14 +15,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devtenant"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/discovery"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/keysource"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
@@ -32,6 +27,10 @@ type DevOptions struct {
 	DataDir   string // state: database, keys, certificates, dev.env
 	EntraAddr string // host:port of the Entra endpoint
 	OIDCAddr  string // host:port of the OIDC discovery provider
+	// HealthAddr and MetricsAddr serve /livez, /readyz and /metrics
+	// (default 127.0.0.1:0, a free port, printed at start).
+	HealthAddr  string
+	MetricsAddr string
 	// SPIFFEID is the identity the development Workload API gives every
 	// caller (default spiffe://example.org/dev/workload).
 	SPIFFEID string
@@ -44,7 +43,8 @@ type DevOptions struct {
 	Logger               *slog.Logger
 }
 
-// seedInterval is how often a development gateway checks its seed file.
+// seedInterval is how often a gateway retries its seed and checks its seed
+// file.
 const seedInterval = 2 * time.Second
 
 // DevTrustDomain is the development Workload API's trust domain.
@@ -52,11 +52,21 @@ var DevTrustDomain = spiffeid.RequireTrustDomainFromString("example.org")
 
 // DevInfo is what a developer needs to use a development gateway.
 type DevInfo struct {
-	directory.DevSeed
+	TenantID      string
+	ClientID      string
+	ClientSecret  string
+	ResourceAppID string
+	Scope         string // <resource>/.default
+	// SubscriptionID is the development tenant's subscription, on which the
+	// client is Owner for the ARM shaped API.
+	SubscriptionID string
+
 	AuthorityHost  string // https://localhost:<entra port>
 	Issuer         string // https://localhost:<oidc port>
 	WorkloadSocket string // unix:///.../workload.sock
 	SPIFFEID       string // the development workload's identity
+	HealthURL      string // http://127.0.0.1:<port>, serving /livez and /readyz
+	MetricsURL     string // http://127.0.0.1:<port>/metrics
 	CAFile         string
 	EnvFile        string
 	SecretFile     string
@@ -65,26 +75,19 @@ type DevInfo struct {
 	TokenFile string
 }
 
-// Dev is a development gateway: every part of the gateway on embedded
-// defaults, with a development Workload API standing in for a SPIRE agent.
+// Dev is a development gateway: the gateway New assembles from a
+// configuration and a seed document, as serve --config runs it, plus what
+// only development has: a development CA, a development Workload API
+// standing in for a SPIRE agent, the token file and dev.env.
 type Dev struct {
 	Info DevInfo
 
-	opts   DevOptions
-	store  store.Store
-	ent    *Entra
-	seeder *seed.Applier
-	// seedApplied is the seed file's content as applied at start.
-	seedApplied []byte
-	workload    *devworkload.Server
-	keys        keysource.Source
-	issuer      *discovery.Issuer
-	cert        tls.Certificate
-	entra       Listener
-	oidc        Listener
-	workloadL   net.Listener
-	wlClient    *workloadapi.Client
-	tokenFile   *tokenfile.Writer
+	logger    *slog.Logger
+	gw        *Server
+	workload  *devworkload.Server
+	workloadL net.Listener
+	wlClient  *workloadapi.Client
+	tokenFile *tokenfile.Writer
 }
 
 // NewDev prepares a development gateway: it creates or reuses the state in
@@ -107,43 +110,109 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := checkWritable(dir); err != nil {
 		return nil, err
 	}
-	d := &Dev{opts: opts}
+	d := &Dev{logger: opts.Logger}
+	bound := map[string]net.Listener{}
 	defer func() {
 		if err != nil {
+			if d.gw != nil {
+				d.gw.close()
+			}
 			d.close()
+			for _, l := range bound {
+				_ = l.Close()
+			}
 		}
 	}()
-	now := time.Now()
 
-	paths, cert, err := devcert.Ensure(filepath.Join(dir, "tls"), now)
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
 	if err != nil {
 		return nil, err
 	}
-	pool, err := devcert.Pool(paths)
-	if err != nil {
-		return nil, err
+	// The issuer and the authority name their ports, so the listeners are
+	// bound before the configuration is written.
+	for _, l := range []struct{ key, addr string }{
+		{"oidc.listen_addr", opts.OIDCAddr}, {"entra.listen_addr", opts.EntraAddr},
+		{"health.listen_addr", orFree(opts.HealthAddr)}, {"metrics.listen_addr", orFree(opts.MetricsAddr)},
+	} {
+		if bound[l.key], err = net.Listen("tcp", l.addr); err != nil {
+			delete(bound, l.key)
+			return nil, fmt.Errorf("%s %s: %w", l.key, l.addr, err)
+		}
 	}
-	d.cert = cert
-
-	oidcLn, err := net.Listen("tcp", opts.OIDCAddr)
-	if err != nil {
-		return nil, fmt.Errorf("OIDC listener on %s: %w", opts.OIDCAddr, err)
-	}
-	d.oidc.Net = oidcLn
-	entraLn, err := net.Listen("tcp", opts.EntraAddr)
-	if err != nil {
-		return nil, fmt.Errorf("Entra listener on %s: %w", opts.EntraAddr, err)
-	}
-	d.entra.Net = entraLn
-	issuer := "https://localhost:" + port(oidcLn)
-	authority := "https://localhost:" + port(entraLn)
-
-	d.store, err = sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
-	if err != nil {
-		return nil, err
-	}
+	issuer := "https://localhost:" + port(bound["oidc.listen_addr"])
+	authority := "https://localhost:" + port(bound["entra.listen_addr"])
 
 	sock := filepath.Join(dir, "workload.sock")
+	workloadAddr := "unix://" + sock
+	if err := d.startWorkloadAPI(ctx, dir, sock, issuer, opts); err != nil {
+		return nil, err
+	}
+
+	secretFile := filepath.Join(dir, "dev-client-secret")
+	secret, err := devtenant.EnsureSecret(secretFile)
+	if err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(dir, "gateway.db")
+	if err := retireDevSeeder(ctx, dbPath); err != nil {
+		return nil, err
+	}
+
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	cfg.WorkloadAPI.SocketPath = workloadAddr
+	cfg.OIDC.ListenAddr = bound["oidc.listen_addr"].Addr().String()
+	cfg.OIDC.Domain = config.Domain{TrustDomain: DevTrustDomain.Name(), Issuer: issuer, AllowedHosts: []string{"localhost", "127.0.0.1", "::1"}}
+	cfg.Entra = config.Entra{
+		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
+		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
+	}
+	cfg.Store.SQLitePath = dbPath
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = paths.Cert, paths.Key
+	cfg.Health.ListenAddr = bound["health.listen_addr"].Addr().String()
+	cfg.Metrics.ListenAddr = bound["metrics.listen_addr"].Addr().String()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	gwOpts := []Option{WithSeed(devtenant.Document(issuer, opts.SPIFFEID, secretFile))}
+	for key, l := range bound {
+		gwOpts = append(gwOpts, WithListener(key, l))
+	}
+	d.gw, err = New(ctx, cfg, opts.Logger, gwOpts...)
+	bound = nil // New owns them now, and closes them on failure
+	if err != nil {
+		return nil, err
+	}
+	// The development Workload API and store are local: wait for the keys
+	// and require the seed and the signer, so that the gateway answers as
+	// soon as NewDev returns.
+	if err := d.gw.waitForKeys(ctx, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if !d.gw.Seeded() {
+		return nil, errors.New("the development tenant could not be applied to the store (the log says why)")
+	}
+	if !d.gw.ent.Signer.Ready() {
+		return nil, errors.New("no signing key could be loaded from the store (the log says why)")
+	}
+
+	d.Info = DevInfo{
+		TenantID: devtenant.TenantID, ClientID: devtenant.ClientAppID, ClientSecret: secret,
+		ResourceAppID: devtenant.ResourceAppID, Scope: devtenant.Scope, SubscriptionID: devtenant.SubscriptionID,
+		AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr, SPIFFEID: opts.SPIFFEID,
+		HealthURL: "http://" + cfg.Health.ListenAddr, MetricsURL: "http://" + cfg.Metrics.ListenAddr + "/metrics",
+		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile, TokenFile: filepath.Join(dir, "federated-token"),
+	}
+	if err := writeDevEnv(d.Info); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// startWorkloadAPI serves the development Workload API on sock and keeps
+// the token file from it.
+func (d *Dev) startWorkloadAPI(ctx context.Context, dir, sock, issuer string, opts DevOptions) error {
+	var err error
 	d.workload, err = devworkload.New(
 		devworkload.WithKeyDir(filepath.Join(dir, "workload")),
 		devworkload.WithTrustDomain(DevTrustDomain),
@@ -152,97 +221,41 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		devworkload.WithLogger(opts.Logger.With("component", "dev-workload-api")),
 	)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d.workloadL, err = devworkload.ListenUnix(sock)
-	if err != nil {
-		return nil, err
+	if d.workloadL, err = devworkload.ListenUnix(sock); err != nil {
+		return err
 	}
 	go func() { _ = d.workload.Serve(d.workloadL) }()
-	workloadAddr := "unix://" + sock
+	if d.wlClient, err = workloadapi.New(ctx, workloadapi.WithAddr("unix://"+sock)); err != nil {
+		return fmt.Errorf("development Workload API client: %w", err)
+	}
+	d.tokenFile = tokenfile.New(filepath.Join(dir, "federated-token"), d.wlClient, tokenfile.WithLogger(opts.Logger.With("component", "token-file")))
+	_, err = d.tokenFile.Refresh(ctx)
+	return err
+}
 
-	d.wlClient, err = workloadapi.New(ctx, workloadapi.WithAddr(workloadAddr))
+// retireDevSeeder lets the development tenant's seed document take over a
+// data directory an earlier version seeded by other means.
+func retireDevSeeder(ctx context.Context, dbPath string) error {
+	s, err := sqlstore.OpenSQLite(dbPath)
 	if err != nil {
-		return nil, fmt.Errorf("development Workload API client: %w", err)
+		return err
 	}
-	tokenPath := filepath.Join(dir, "federated-token")
-	d.tokenFile = tokenfile.New(tokenPath, d.wlClient, tokenfile.WithLogger(opts.Logger.With("component", "token-file")))
-	if _, err := d.tokenFile.Refresh(ctx); err != nil {
-		return nil, err
-	}
+	defer s.Close()
+	return devtenant.Migrate(ctx, s)
+}
 
-	d.keys, err = keysource.NewWorkloadAPI(ctx, DevTrustDomain,
-		keysource.WithAddr(workloadAddr),
-		keysource.WithLogger(opts.Logger.With("component", "keysource")))
-	if err != nil {
-		return nil, err
+func orFree(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
 	}
-	// The development Workload API is local: wait for its keys, so that the
-	// gateway answers discovery as soon as NewDev returns.
-	if err := waitForKeys(ctx, d.keys, 10*time.Second); err != nil {
-		return nil, err
-	}
-	d.issuer, err = discovery.NewIssuer(d.keys, issuer,
-		discovery.WithAllowedHosts("localhost", "127.0.0.1", "::1"),
-		discovery.WithLogger(opts.Logger.With("component", "oidc")))
-	if err != nil {
-		return nil, err
-	}
-	provider, err := discovery.New([]*discovery.Issuer{d.issuer})
-	if err != nil {
-		return nil, err
-	}
-	d.oidc.Name, d.oidc.Handler = "oidc", provider
-
-	d.ent = NewEntra(d.store, EntraOptions{IssuerRootCAs: pool, AnyIssuerExpressions: opts.AnyIssuerExpressions, Logger: opts.Logger})
-	if err := d.ent.Signer.Refresh(ctx); err != nil {
-		return nil, err
-	}
-
-	secretFile := filepath.Join(dir, "dev-client-secret")
-	devSeed, err := directory.EnsureDevSeed(ctx, d.store, directory.DevSeedParams{Issuer: issuer, Subject: opts.SPIFFEID, SecretFile: secretFile}, now)
-	if err != nil {
-		return nil, err
-	}
-	d.entra.Name, d.entra.Handler = "entra", d.ent.Handler
-	if opts.SeedFile != "" {
-		d.seeder = &seed.Applier{Store: d.store, ParseExpression: expression.Check, Logger: opts.Logger.With("component", "seed")}
-		if d.seedApplied, err = d.seeder.ApplyFile(ctx, opts.SeedFile); err != nil {
-			return nil, fmt.Errorf("seed file %s: %w", opts.SeedFile, err)
-		}
-	}
-
-	d.Info = DevInfo{
-		DevSeed: devSeed, AuthorityHost: authority, Issuer: issuer, WorkloadSocket: workloadAddr, SPIFFEID: opts.SPIFFEID,
-		CAFile: paths.CA, EnvFile: filepath.Join(dir, "dev.env"), SecretFile: secretFile, TokenFile: tokenPath,
-	}
-	if err := writeDevEnv(d.Info); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return addr
 }
 
 // WorkloadAPI is the development Workload API server, for tests and demos
 // of a key rotation (Rotate, Activate).
 func (d *Dev) WorkloadAPI() *devworkload.Server { return d.workload }
-
-// waitForKeys waits until src has its first key set.
-func waitForKeys(ctx context.Context, src keysource.Source, timeout time.Duration) error {
-	deadline := time.After(timeout)
-	for {
-		updated := src.Updated()
-		if _, ok := src.KeySet(); ok {
-			return nil
-		}
-		select {
-		case <-updated:
-		case <-deadline:
-			return fmt.Errorf("no JWT keys from the development Workload API within %v: %s", timeout, src.Status().Err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
 
 func port(l net.Listener) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
@@ -263,36 +276,19 @@ func checkWritable(dir string) error {
 // Run serves until ctx ends, then releases everything.
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
-	go d.ent.Run(ctx)
-	go d.issuer.Run(ctx)
 	go d.tokenFile.Run(ctx)
-	if d.seeder != nil {
-		go d.seeder.Watch(ctx, d.opts.SeedFile, d.seedApplied, seedInterval)
-	}
-	d.entra.TLS, d.oidc.TLS = tlsConfig(d.cert), tlsConfig(d.cert)
-	return serve(ctx, d.opts.Logger, d.entra, d.oidc)
+	return d.gw.Run(ctx)
 }
 
 func (d *Dev) close() {
 	var errs []error
-	if d.keys != nil {
-		errs = append(errs, d.keys.Close())
-	}
 	if d.wlClient != nil {
 		errs = append(errs, d.wlClient.Close())
 	}
 	if d.workload != nil {
 		d.workload.Stop()
 	}
-	for _, l := range []net.Listener{d.entra.Net, d.oidc.Net} {
-		if l != nil {
-			_ = l.Close()
-		}
-	}
-	if d.store != nil {
-		errs = append(errs, d.store.Close())
-	}
 	if err := errors.Join(errs...); err != nil {
-		d.opts.Logger.Warn("closing the development gateway", "error", err)
+		d.logger.Warn("closing the development gateway", "error", err)
 	}
 }

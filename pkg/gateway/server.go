@@ -51,15 +51,41 @@ type Server struct {
 	entra    Listener
 	health   Listener
 	metricsL Listener
+	opts     options
 }
+
+type options struct {
+	listeners map[string]net.Listener
+	seed      seed.File
+}
+
+// Option adjusts what New assembles beyond the configuration.
+type Option func(*options)
+
+// WithListener serves the listener of configuration key (such as
+// "oidc.listen_addr") on l, bound by the caller, who needed its port before
+// the configuration was complete (a development gateway's issuer names it).
+func WithListener(key string, l net.Listener) Option {
+	return func(o *options) { o.listeners[key] = l }
+}
+
+// WithSeed applies doc with the seed file, merged into it, or alone when
+// there is none: the development tenant.
+func WithSeed(doc seed.File) Option { return func(o *options) { o.seed = doc } }
 
 // New prepares a gateway from cfg: it opens the key sources, the store and
 // the TLS material and binds the listeners. Nothing is served until Run.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, logger: logger, metrics: metrics.New()}
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (_ *Server, err error) {
+	s := &Server{cfg: cfg, logger: logger, metrics: metrics.New(), opts: options{listeners: map[string]net.Listener{}}}
+	for _, opt := range opts {
+		opt(&s.opts)
+	}
 	defer func() {
 		if err != nil {
 			s.close()
+			for _, l := range s.opts.listeners {
+				_ = l.Close()
+			}
 		}
 	}()
 	var tlsConfig *tls.Config
@@ -87,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	if err := s.newProvider(ctx); err != nil {
 		return nil, err
 	}
-	if s.oidc.Net, err = listen("oidc.listen_addr", cfg.OIDC.ListenAddr); err != nil {
+	if s.oidc.Net, err = s.listen("oidc.listen_addr", cfg.OIDC.ListenAddr); err != nil {
 		return nil, err
 	}
 	s.oidc.Name, s.oidc.TLS = "oidc", tlsConfig
@@ -103,7 +129,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		if err := s.newEntra(ctx); err != nil {
 			return nil, err
 		}
-		if s.entra.Net, err = listen("entra.listen_addr", cfg.Entra.ListenAddr); err != nil {
+		// As with the seed: keys now when the store answers, else in Run.
+		if err := s.ent.Signer.Refresh(ctx); err != nil {
+			logger.Warn("no signing keys from the store yet; retrying", "error", err)
+		}
+		if s.entra.Net, err = s.listen("entra.listen_addr", cfg.Entra.ListenAddr); err != nil {
 			return nil, err
 		}
 		s.entra.Name, s.entra.TLS = "entra", tlsConfig
@@ -123,12 +153,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 			}})
 		}
 	}
-	if s.health.Net, err = listen("health.listen_addr", cfg.Health.ListenAddr); err != nil {
+	if s.health.Net, err = s.listen("health.listen_addr", cfg.Health.ListenAddr); err != nil {
 		return nil, err
 	}
 	s.health.Name, s.health.Handler = "health", health.Handler(checks...)
 	if addr := cfg.Metrics.ListenAddr; addr != "" {
-		if s.metricsL.Net, err = listen("metrics.listen_addr", addr); err != nil {
+		if s.metricsL.Net, err = s.listen("metrics.listen_addr", addr); err != nil {
 			return nil, err
 		}
 		s.metricsL.Name = "metrics"
@@ -139,7 +169,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	return s, nil
 }
 
-func listen(key, addr string) (net.Listener, error) {
+// listen binds the listener of configuration key, or takes the one the
+// caller bound (WithListener).
+func (s *Server) listen(key, addr string) (net.Listener, error) {
+	if l, ok := s.opts.listeners[key]; ok {
+		delete(s.opts.listeners, key) // closed with the server from now on
+		return l, nil
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", key, addr, err)
@@ -234,7 +270,11 @@ func (s *Server) newEntra(ctx context.Context) error {
 		opts.IssuerRootCAs = pool
 	}
 	s.ent = NewEntra(s.store, opts)
-	if f := s.cfg.Entra.SeedFile; f != "" {
+	f := s.cfg.Entra.SeedFile
+	if f == "" && len(s.opts.seed.Tenants) == 0 {
+		return nil
+	}
+	if f != "" {
 		// A broken file stops the start; a store that is down does not:
 		// Run applies the file as soon as the store answers.
 		data, err := os.ReadFile(f)
@@ -245,30 +285,64 @@ func (s *Server) newEntra(ctx context.Context) error {
 			return fmt.Errorf("entra.seed_file %s: %w", f, err)
 		}
 		s.seedData = data
-		s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed")}
 	}
+	s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed"), Base: s.opts.seed}
+	// A first try now, so that a store that answers holds the seed before
+	// the listeners open; Run retries what fails.
+	s.trySeed(ctx)
 	return nil
 }
+
+// trySeed applies the seed once and reports whether the store took it.
+func (s *Server) trySeed(ctx context.Context) bool {
+	path := s.cfg.Entra.SeedFile
+	if err := s.seeder.Apply(ctx, s.seedFile); err != nil {
+		s.logger.Error("cannot apply the seed file; retrying", "path", path, "error", err)
+		return false
+	}
+	s.seeded.Store(true)
+	s.logger.Info("seed file applied", "path", path)
+	return true
+}
+
+// Seeded reports whether the seed has been applied (true without a seed).
+func (s *Server) Seeded() bool { return s.seeder == nil || s.seeded.Load() }
 
 // applySeed applies the seed file, retrying until the store takes it, then
 // follows the file's changes.
 func (s *Server) applySeed(ctx context.Context) {
-	path := s.cfg.Entra.SeedFile
-	for {
-		err := s.seeder.Apply(ctx, s.seedFile)
-		if err == nil {
-			s.seeded.Store(true)
-			s.logger.Info("seed file applied", "path", path)
-			break
-		}
-		s.logger.Error("cannot apply the seed file; retrying", "path", path, "error", err)
+	for !s.seeded.Load() {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(seedInterval):
 		}
+		s.trySeed(ctx)
 	}
-	s.seeder.Watch(ctx, path, s.seedData, seedInterval)
+	if path := s.cfg.Entra.SeedFile; path != "" {
+		s.seeder.Watch(ctx, path, s.seedData, seedInterval)
+	}
+}
+
+// waitForKeys waits until every key source has its first key set.
+func (s *Server) waitForKeys(ctx context.Context, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for _, src := range s.sources {
+		for {
+			updated := src.Updated()
+			if _, ok := src.KeySet(); ok {
+				break
+			}
+			select {
+			case <-updated:
+			case <-deadline:
+				return fmt.Errorf("no JWT keys from the Workload API within %v: %s", timeout, src.Status().Err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // Run serves until ctx ends, then releases everything.

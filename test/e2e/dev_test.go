@@ -21,6 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devtenant"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
@@ -115,7 +116,7 @@ func TestClientAssertionCredentialWithJWTSVID(t *testing.T) {
 	c := verifyAccessToken(t, info, client, tok.Token)
 	want := accessClaims{
 		Aud: info.ResourceAppID, Iss: info.AuthorityHost + "/" + info.TenantID + "/v2.0", TID: info.TenantID,
-		Azp: info.ClientID, AzpACR: "2", Roles: []string{directory.DevRole}, Ver: "2.0", OID: c.OID, Sub: c.OID,
+		Azp: info.ClientID, AzpACR: "2", Roles: []string{devtenant.Role}, Ver: "2.0", OID: c.OID, Sub: c.OID,
 	}
 	if c.OID == "" || !equalClaims(c, want) {
 		t.Errorf("claims = %+v\nwant     %+v", c, want)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devtenant"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"
@@ -375,7 +376,7 @@ func TestGraphAppRoleAssignments(t *testing.T) {
 	token := a.mustToken(app["appId"].(string), pw["secretText"].(string), a.info.Scope)
 	payload, _ := decodeSegment(strings.Split(token, ".")[1])
 	_ = json.Unmarshal(payload, &claims)
-	if len(claims.Roles) != 1 || claims.Roles[0] != directory.DevRole {
+	if len(claims.Roles) != 1 || claims.Roles[0] != devtenant.Role {
 		t.Fatalf("roles in the token: %v", claims.Roles)
 	}
 	status, body, _ := a.do("POST", path, tok, map[string]any{"principalId": sp["id"], "resourceId": res["id"], "appRoleId": "00000000-0000-0000-0000-000000000001"})

@@ -31,6 +31,9 @@ type Applier struct {
 	// ParseExpression checks flexible credentials' expressions.
 	ParseExpression directory.ExpressionParser
 	Now             func() time.Time
+	// Base is applied with every document, merged into it (Merge): the
+	// development tenant beside a developer's own seed file.
+	Base File
 }
 
 // principal is an application or a managed identity in a tenant, as a
@@ -47,6 +50,12 @@ type principal struct {
 // describes are deleted; objects created through an API are never touched,
 // and one in the way of a seeded object is an error naming both.
 func (a *Applier) Apply(ctx context.Context, f File) error {
+	if len(a.Base.Tenants) > 0 {
+		f = Merge(a.Base, f)
+		if err := f.check(); err != nil {
+			return fmt.Errorf("seed: with the base document: %w", err)
+		}
+	}
 	now := a.now()
 	// One tenant's failure (a subscription of another tenant, an object
 	// in the way) does not keep the others from being applied.

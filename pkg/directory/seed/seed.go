@@ -8,6 +8,7 @@ package seed
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -139,6 +140,35 @@ func Parse(data []byte) (File, error) {
 		return File{}, fmt.Errorf("seed: %w", err)
 	}
 	return f, nil
+}
+
+// Merge returns one document holding the tenants of every doc, in order; a
+// tenant named in several holds all their objects, under the first one's
+// name and domains. Seeded objects of a tenant are pruned against the
+// whole document, so documents sharing a tenant must be applied merged.
+func Merge(docs ...File) File {
+	var out File
+	index := map[string]int{}
+	for _, d := range docs {
+		for _, t := range d.Tenants {
+			i, ok := index[strings.ToLower(t.ID)]
+			if !ok {
+				index[strings.ToLower(t.ID)] = len(out.Tenants)
+				t.Applications = slices.Clone(t.Applications)
+				t.ManagedIdentities = slices.Clone(t.ManagedIdentities)
+				t.Users = slices.Clone(t.Users)
+				t.Subscriptions = slices.Clone(t.Subscriptions)
+				out.Tenants = append(out.Tenants, t)
+				continue
+			}
+			m := &out.Tenants[i]
+			m.Applications = append(m.Applications, t.Applications...)
+			m.ManagedIdentities = append(m.ManagedIdentities, t.ManagedIdentities...)
+			m.Users = append(m.Users, t.Users...)
+			m.Subscriptions = append(m.Subscriptions, t.Subscriptions...)
+		}
+	}
+	return out
 }
 
 // check enforces what the store cannot: required keys and names unique

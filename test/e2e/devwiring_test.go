@@ -36,7 +36,12 @@ func TestDevModeHasProductionEndpoints(t *testing.T) {
 	if status, body := get(info.HealthURL + "/livez"); status != 200 {
 		t.Errorf("/livez: %d %s", status, body)
 	}
+	// The issuer is ready once Run has rendered its first key set.
 	status, body := get(info.HealthURL + "/readyz")
+	for deadline := time.Now().Add(20 * time.Second); status != 200 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		status, body = get(info.HealthURL + "/readyz")
+	}
 	if status != 200 || !strings.Contains(body, "entra seed file") || !strings.Contains(body, "entra signing keys") || !strings.Contains(body, info.Issuer) {
 		t.Errorf("/readyz: %d %s; want ready with the issuer, the signer and the seed", status, body)
 	}

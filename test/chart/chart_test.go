@@ -161,10 +161,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestReplicasWithPostgres(t *testing.T) {
-	r := render(t, map[string]any{
-		"replicaCount": 3,
-		"store":        map[string]any{"postgres": map[string]any{"enabled": true, "dsnSecret": map[string]any{"name": "gateway-db"}}},
-	})
+	r := render(t, chart.Values("postgres-replicas"))
 	checkInvariants(t, r)
 	d := deployment(t, r)
 	if *d.Spec.Replicas != 3 || d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
@@ -184,17 +181,14 @@ func TestReplicasWithPostgres(t *testing.T) {
 		t.Errorf("driver %s", cfg.Store.Driver)
 	}
 
-	r = render(t, map[string]any{
-		"autoscaling": map[string]any{"enabled": true},
-		"store":       map[string]any{"postgres": map[string]any{"enabled": true, "dsnSecret": map[string]any{"name": "gateway-db"}}},
-	})
+	r = render(t, chart.Values("postgres-autoscaling"))
 	if r.Kinds()["HorizontalPodAutoscaler"] != 1 || deployment(t, r).Spec.Replicas != nil {
 		t.Error("autoscaling: want an HPA and no fixed replicas")
 	}
 }
 
 func TestTLSModes(t *testing.T) {
-	r := render(t, map[string]any{"tls": map[string]any{"spiffe": map[string]any{"enabled": false}, "secret": map[string]any{"enabled": true, "name": "oidc-tls"}}})
+	r := render(t, chart.Values("tls-secret"))
 	checkInvariants(t, r)
 	d := deployment(t, r)
 	if v := volume(d, "tls"); v == nil || v.Secret == nil || v.Secret.SecretName != "oidc-tls" {
@@ -204,8 +198,7 @@ func TestTLSModes(t *testing.T) {
 		t.Errorf("tls %+v", cfg.TLS)
 	}
 
-	r = render(t, map[string]any{"tls": map[string]any{"spiffe": map[string]any{"enabled": false},
-		"certManager": map[string]any{"enabled": true, "issuerRef": map[string]any{"name": "letsencrypt"}}}})
+	r = render(t, chart.Values("tls-cert-manager"))
 	checkInvariants(t, r)
 	cert, ok := r.Find("Certificate", "gw-spiffe-entra-gateway")
 	if !ok {
@@ -221,7 +214,7 @@ func TestTLSModes(t *testing.T) {
 }
 
 func TestWorkloadAPIByHostPath(t *testing.T) {
-	r := render(t, map[string]any{"workloadAPI": map[string]any{"mode": "hostPath", "socketName": "api.sock"}})
+	r := render(t, chart.Values("workload-api-host-path"))
 	checkInvariants(t, r)
 	v := volume(deployment(t, r), "spiffe-workload-api")
 	if v == nil || v.HostPath == nil || v.HostPath.Path != "/run/spire/agent-sockets" {
@@ -233,7 +226,7 @@ func TestWorkloadAPIByHostPath(t *testing.T) {
 }
 
 func TestExposures(t *testing.T) {
-	r := render(t, map[string]any{"jwtIssuer": "https://oidc.contoso.example/tenant-a", "ingress": map[string]any{"enabled": true, "className": "nginx", "tlsSecretName": "public-tls"}})
+	r := render(t, chart.Values("ingress"))
 	checkInvariants(t, r)
 	o, ok := r.Find("Ingress", "-oidc")
 	if !ok {
@@ -246,7 +239,7 @@ func TestExposures(t *testing.T) {
 		t.Errorf("ingress %+v", ing.Spec)
 	}
 
-	r = render(t, map[string]any{"httpRoute": map[string]any{"enabled": true, "parentRefs": []any{map[string]any{"name": "public", "namespace": "gateways"}}}})
+	r = render(t, chart.Values("http-route"))
 	route, ok := r.Find("HTTPRoute", "-oidc")
 	if !ok {
 		t.Fatal("no HTTPRoute")
@@ -258,22 +251,8 @@ func TestExposures(t *testing.T) {
 }
 
 func TestSeedAndOptionalObjects(t *testing.T) {
-	tenants := []any{map[string]any{
-		"id": "6f0c2a4e-1b7d-4c55-9f3e-2d8a1b7c9e10",
-		"applications": []any{map[string]any{
-			"name": "payments-worker",
-			"federatedCredentials": []any{map[string]any{
-				"name": "spiffe-payments-worker", "issuer": "https://oidc-discovery.example.org",
-				"subject": "spiffe://example.org/ns/payments/sa/worker",
-			}},
-		}},
-	}}
-	values := map[string]any{
-		"seed":            map[string]any{"tenants": tenants},
-		"networkPolicy":   map[string]any{"enabled": true},
-		"metrics":         map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
-		"clusterSPIFFEID": map[string]any{"enabled": true},
-	}
+	values := chart.Values("seed-and-optional-objects")
+	tenants := values["seed"].(map[string]any)["tenants"].([]any)
 	r := render(t, values)
 	checkInvariants(t, r)
 	f, err := seed.Parse([]byte(configMap(t, r, "-seed").Data["seed.yaml"]))
@@ -342,7 +321,7 @@ func TestHelmLint(t *testing.T) {
 // TestDiscoveryProviderAlone renders the chart with the Entra endpoint
 // off: no Entra Service, no storage, and a configuration without them.
 func TestDiscoveryProviderAlone(t *testing.T) {
-	r := render(t, map[string]any{"entra": map[string]any{"enabled": false}, "replicaCount": 3})
+	r := render(t, chart.Values("discovery-provider-alone"))
 	checkInvariants(t, r)
 	if _, ok := r.Find("Service", "-entra"); ok {
 		t.Error("an Entra Service without the Entra endpoint")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
@@ -91,9 +92,15 @@ func TestDeployPublicOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, ok := built.Find("ConfigMap", "-config")
-	if !ok {
-		t.Fatalf("no ConfigMap among %v", built.Kinds())
+	o, ok := built.Find("ConfigMap", "")
+	if !ok || built.Kinds()["ConfigMap"] != 1 {
+		t.Fatalf("want one ConfigMap among %v", built.Kinds())
+	}
+	d, _ := built.Find("Deployment", "spiffe-entra-gateway")
+	for _, v := range d.Value.(*appsv1.Deployment).Spec.Template.Spec.Volumes {
+		if v.Name == "config" && v.ConfigMap.Name != o.Name {
+			t.Errorf("the Deployment mounts ConfigMap %s, the overlay generates %s", v.ConfigMap.Name, o.Name)
+		}
 	}
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	os.WriteFile(path, []byte(o.Value.(*corev1.ConfigMap).Data["gateway.yaml"]), 0o600)

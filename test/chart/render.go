@@ -107,16 +107,22 @@ func RenderRelease(dir, release string, values map[string]any) (Rendered, string
 
 // Kustomize builds the kustomization at dir.
 func Kustomize(dir string) (Rendered, error) {
-	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return Rendered{}, err
-	}
-	out, err := res.AsYaml()
+	out, err := KustomizeYAML(dir)
 	if err != nil {
 		return Rendered{}, err
 	}
 	objs, err := Decode(out)
 	return Rendered{Objects: objs}, err
+}
+
+// KustomizeYAML builds the kustomization at dir into the YAML stream
+// `kustomize build` prints.
+func KustomizeYAML(dir string) ([]byte, error) {
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
+	return res.AsYaml()
 }
 
 // types are the kinds decoded into k8s.io/api types.

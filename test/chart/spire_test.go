@@ -118,23 +118,9 @@ func TestNamespaceOverride(t *testing.T) {
 
 // TestPodSettings renders every pod-level value SPIRE's charts have.
 func TestPodSettings(t *testing.T) {
-	digest := "sha256:" + strings.Repeat("ab", 32)
-	r := render(t, map[string]any{
-		"image":              map[string]any{"tag": "ignored", "digest": digest},
-		"podSecurityContext": map[string]any{"runAsUser": 1000710000, "runAsGroup": 1000710000, "fsGroup": 1000710000},
-		"securityContext":    map[string]any{"readOnlyRootFilesystem": true, "runAsUser": 1000710000},
-		"priorityClassName":  "system-cluster-critical",
-		"extraEnv":           []any{map[string]any{"name": "GATEWAY_LOG_LEVEL", "value": "debug"}},
-		"extraEnvFrom":       []any{map[string]any{"configMapRef": map[string]any{"name": "gateway-env"}}},
-		"initContainers":     []any{map[string]any{"name": "wait", "image": "registry.example/wait:1"}},
-		"extraContainers":    []any{map[string]any{"name": "proxy", "image": "registry.example/proxy:1"}},
-		"livenessProbe":      map[string]any{"initialDelaySeconds": 7, "periodSeconds": 11, "timeoutSeconds": 2, "failureThreshold": 4},
-		"readinessProbe":     map[string]any{"periodSeconds": 3},
-		"service": map[string]any{
-			"oidc":  map[string]any{"annotations": map[string]any{"external-dns.alpha.kubernetes.io/hostname": "oidc-discovery.example.org"}},
-			"entra": map[string]any{"annotations": map[string]any{"networking.example/internal": "true"}},
-		},
-	})
+	values := chart.Values("pod-settings")
+	digest := values["image"].(map[string]any)["digest"].(string)
+	r := render(t, values)
 	checkInvariants(t, r)
 	d := deployment(t, r)
 	pod := d.Spec.Template.Spec
@@ -168,7 +154,7 @@ func TestPodSettings(t *testing.T) {
 	}
 
 	// OpenShift assigns the user and groups from the namespace's range.
-	r = render(t, map[string]any{"global": map[string]any{"openshift": true}})
+	r = render(t, chart.Values("openshift"))
 	checkInvariants(t, r)
 	for _, o := range r.Objects {
 		var sc *corev1.PodSecurityContext
@@ -189,22 +175,7 @@ func TestPodSettings(t *testing.T) {
 // TestKeySourcesAndConfiguration: the configuration the chart lacked,
 // loaded by the gateway's own loader.
 func TestKeySourcesAndConfiguration(t *testing.T) {
-	r := render(t, map[string]any{
-		"bundleSource": "ConfigMap", "bundleConfigMapKey": "keys.jwks",
-		"tls": map[string]any{"spiffe": map[string]any{"enabled": false}, "secret": map[string]any{"enabled": true, "name": "oidc-tls"}},
-		"oidc": map[string]any{
-			"additionalDomains": []any{"oidc.internal.example"},
-			"jwksUri":           "https://oidc-discovery.example.org/keys.json",
-			"serverPathPrefix":  "/",
-			"additionalTrustDomains": []any{
-				map[string]any{"trustDomain": "partner.example", "jwtIssuer": "https://oidc-discovery.example.org/partner",
-					"bundleConfigMap": map[string]any{"name": "partner-bundle"}},
-				map[string]any{"trustDomain": "federated.example", "jwtIssuer": "https://federated.example.org",
-					"jwksUri": "https://federated.example.org/jwks", "serverPathPrefix": "/", "additionalDomains": []any{"federated.internal"}},
-			},
-		},
-		"entra": map[string]any{"issuerCA": map[string]any{"configMap": "spire-bundle"}},
-	})
+	r := render(t, chart.Values("key-sources"))
 	checkInvariants(t, r)
 	cfg := gatewayConfig(t, r)
 	o := cfg.OIDC

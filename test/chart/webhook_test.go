@@ -53,7 +53,7 @@ func TestWebhookOff(t *testing.T) {
 }
 
 func TestWebhookSelfManaged(t *testing.T) {
-	r := render(t, map[string]any{"webhook": map[string]any{"enabled": true, "excludedNamespaces": []any{"infra"}}})
+	r := render(t, chart.Values("webhook-self-managed"))
 	checkInvariants(t, r)
 	d := find[*appsv1.Deployment](t, r, "Deployment", "gw-spiffe-entra-gateway-webhook")
 	pod := d.Spec.Template.Spec
@@ -155,9 +155,7 @@ func matches(t *testing.T, sel *metav1.LabelSelector, set map[string]string) boo
 }
 
 func TestWebhookCertManager(t *testing.T) {
-	r := render(t, map[string]any{"webhook": map[string]any{"enabled": true, "replicaCount": 1, "failurePolicy": "Ignore",
-		"tls": map[string]any{"mode": "certManager"}, "sidecar": map[string]any{"image": map[string]any{"tag": "9.9.9"}}},
-		"workloadAPI": map[string]any{"mode": "hostPath"}})
+	r := render(t, chart.Values("webhook-cert-manager"))
 	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, r, "MutatingWebhookConfiguration", "-webhook")
 	cert := find[*map[string]any](t, r, "Certificate", "gw-spiffe-entra-gateway-webhook")
 	issuer := find[*map[string]any](t, r, "Issuer", "gw-spiffe-entra-gateway-webhook")

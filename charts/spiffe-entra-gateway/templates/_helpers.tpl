@@ -3,13 +3,18 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The object name prefix, cut at 55 characters: Service names (-oidc, -entra,
+-metrics, -webhook) are DNS labels of at most 63, and the longest suffix is 8.
+Names of up to 55 characters are unchanged, so no existing release is renamed.
+*/}}
 {{- define "seg.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 55 | trimSuffix "-" -}}
 {{- else if contains (include "seg.name" .) .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 55 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name (include "seg.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name (include "seg.name" .) | trunc 55 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -152,9 +157,9 @@ recommended layout. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The admission webhook: its object names (cut so that the suffix fits in 63), labels and TLS mode. */}}
+{{/* The admission webhook: its object names (seg.fullname leaves room for the suffix), labels and TLS mode. */}}
 {{- define "seg.webhook.name" -}}
-{{- printf "%s-webhook" (include "seg.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- printf "%s-webhook" (include "seg.fullname" .) -}}
 {{- end -}}
 
 {{- define "seg.webhook.configurationName" -}}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,30 @@ func newCLI(t *testing.T) *cli {
 		"GATEWAY_DEV_CLIENT_SECRET=" + info.ClientSecret, "SSL_CERT_FILE=" + info.CAFile, "SPIFFE_ENDPOINT_SOCKET=" + info.WorkloadSocket,
 		"AZURE_CLIENT_SECRET=", "GATEWAY_API_TOKEN=",
 	}}
+}
+
+// start runs a long-lived command (a sidecar) with the CLI's environment
+// and env until the test ends, then stops it with SIGTERM and expects a
+// clean exit. It returns the command's stderr as written so far.
+func (c *cli) start(env []string, args ...string) *strings.Builder {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := command(ctx, args...)
+	cmd.Env = append(append(cmd.Env, c.env...), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		defer cancel()
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			c.t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	})
+	return &stderr
 }
 
 // run returns the exit status, stdout and stderr.

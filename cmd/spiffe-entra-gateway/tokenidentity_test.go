@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -21,22 +20,8 @@ func TestTokenIdentityEndpoint(t *testing.T) {
 	c := newCLI(t)
 	dir := t.TempDir()
 	envFile, token := filepath.Join(dir, "azure.env"), filepath.Join(dir, "token")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := command(ctx, "token", "--socket", c.info.WorkloadSocket, "--write", token, "--identity-endpoint", "127.0.0.1:0",
+	stderr := c.start(nil, "token", "--socket", c.info.WorkloadSocket, "--write", token, "--identity-endpoint", "127.0.0.1:0",
 		"--env-file", envFile, "--tenant", c.info.TenantID, "--client-id", c.info.ClientID, "--authority-host", c.info.AuthorityHost)
-	cmd.Env = append(cmd.Env, c.env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(envFile); err == nil {

@@ -23,7 +23,7 @@ build:
 image:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' \
 		-o bin/linux-$(GOARCH)/spiffe-entra-gateway ./cmd/spiffe-entra-gateway
-	$(GO) run ./build/image --binary bin/linux-$(GOARCH)/spiffe-entra-gateway --arch $(GOARCH) \
+	env -u GOOS -u GOARCH $(GO) run ./build/image --binary bin/linux-$(GOARCH)/spiffe-entra-gateway --arch $(GOARCH) \
 		--version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH)
 
 ## run: start the gateway in development mode on embedded defaults
@@ -63,4 +63,4 @@ lint:
 
 clean:
 	-test/postgres/pg.sh stop
-	rm -rf bin .tools/postgres .tools/spire-* .tools/kubernetes-*
+	rm -rf bin .tools/postgres .tools/spire-* .tools/kubernetes-* .tools/runc-* .tools/umoci-*

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,6 +62,12 @@ type entraCase struct {
 	Key string `json:"key"`
 	// Assertion replaces the JWT-SVID outright.
 	Assertion *string `json:"assertion"`
+	// Certificate replaces it with the client's own assertion signed by a
+	// certificate (ClientCertificateCredential), claims edited by Claims:
+	// registered (named by x5t#S256), registered-x5t (by its SHA-1 x5t),
+	// registered-unnamed (no thumbprint, no kid) or stranger (not
+	// registered).
+	Certificate string `json:"certificate"`
 
 	Want struct {
 		Status int    `json:"status"`
@@ -99,6 +107,7 @@ tenants:
       - name: worker
         appId: ` + clientID + `
         clientSecretFiles: [SECRETFILE]
+        certificateFiles: [CERTFILE]
         federatedCredentials:
           - {name: spiffe-worker, issuer: "ISSUER", subject: "` + caseWorkload + `"}
         roleAssignments:
@@ -175,6 +184,9 @@ func TestEntraCases(t *testing.T) {
 			assertion := oidcissuer.Sign(t, alg, k.key, hk, claims)
 			if tc.Assertion != nil {
 				assertion = *tc.Assertion
+			}
+			if tc.Certificate != "" {
+				assertion = certificateCase(t, tc, srv.URL, vars)
 			}
 			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "scope": {"api://payments/.default"},
 				"client_assertion_type": {jwtBearer}, "client_assertion": {assertion}}
@@ -302,7 +314,11 @@ func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "ISSUER", is.URL).Replace(caseSeed)))
+	certFile := filepath.Join(dir, "worker.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCert.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "CERTFILE", certFile, "ISSUER", is.URL).Replace(caseSeed)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +337,26 @@ func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	srv := httptest.NewTLSServer(entra.New(s, v, sg).Handler())
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// certificateCase signs the client's own assertion for the token endpoint
+// at base, as ClientCertificateCredential does.
+func certificateCase(t *testing.T, tc entraCase, base string, vars *strings.Replacer) string {
+	t.Helper()
+	ck, header := testCert, []string{}
+	switch tc.Certificate {
+	case "registered":
+	case "registered-x5t":
+		sum := sha1.Sum(testCert.cert.Raw)
+		header = []string{"x5t", base64.RawURLEncoding.EncodeToString(sum[:])}
+	case "registered-unnamed":
+		header = []string{"typ", "JWT"}
+	case "stranger":
+		ck = strangerCert
+	default:
+		t.Fatalf("certificate %q", tc.Certificate)
+	}
+	return ck.assertion(t, base+"/"+tenantID+"/oauth2/v2.0/token", func(c map[string]any) { edit(t, c, tc.Claims, vars) }, header...)
 }
 
 func segment(s string) []byte {

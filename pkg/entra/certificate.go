@@ -49,7 +49,10 @@ func (s *Server) verifyCertificateAssertion(r *http.Request, req tokenRequest, c
 	h := tok.Headers[0]
 	s256, sha1 := thumbprint(h.ExtraHeaders["x5t#S256"]), thumbprint(h.ExtraHeaders["x5t"])
 	if s256 == nil && sha1 == nil {
-		return notRegistered(cl, "", "The client assertion has no x5t or x5t#S256 header.")
+		if h.KeyID == "" {
+			return aadsts.New(aadsts.NoKeyIdentifier, "Invalid JWT token. No certificate SHA-1 thumbprint, certificate SHA-256 thumbprint, nor keyId specified in token header.")
+		}
+		return notRegistered(cl, "", "The key was not found.")
 	}
 	creds, err := s.store.ListKeyCredentials(r.Context(), cl.OwnerID)
 	if err != nil {

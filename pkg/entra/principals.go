@@ -15,12 +15,15 @@ import (
 // Each resolver returns the object, or an error: an *aadsts.Error when the
 // object is not there, or the store's failure (answered with 503).
 
-// resolveTenant finds a tenant by id or by verified domain.
+// resolveTenant finds a tenant by id or by verified domain; a name that is
+// neither a GUID nor a domain is refused before any lookup, as Entra does.
 func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, error) {
 	var t store.Tenant
 	var err error
 	if _, perr := uuid.Parse(name); perr == nil {
 		t, err = s.store.GetTenant(ctx, strings.ToLower(name))
+	} else if !isDomain(name) {
+		return t, aadsts.New(aadsts.InvalidTenantIdentifier, "Specified tenant identifier '%s' is neither a valid DNS name, nor a valid external domain.", name)
 	} else {
 		t, err = s.store.GetTenantByDomain(ctx, strings.ToLower(name))
 	}
@@ -127,6 +130,25 @@ func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name strin
 
 func resourceNotFound(name string, t store.Tenant) error {
 	return aadsts.New(aadsts.ResourceNotFound, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", name, tenantName(t))
+}
+
+// isDomain reports a DNS name of at least two labels.
+func isDomain(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 || len(s) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isGUID(s string) bool {

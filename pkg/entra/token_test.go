@@ -63,7 +63,13 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"duplicate parameter", v2, func() url.Values { v := ccForm(); v.Add("scope", "api://payments/.default"); return v }(), nil, 400, "invalid_request", 9000411, "The parameter 'scope' is duplicated"},
 		{"certificate not registered", v2, certForm(strangerCert.assertion(t, aud, nil)), nil, 401, "invalid_client", 700027, "is not registered on application. [Reason - The key was not found."},
 		{"certificate named by x5t only, not registered", v2, certForm(strangerCert.assertion(t, aud, nil, "x5t", base64.RawURLEncoding.EncodeToString(sha1Sum[:]))), nil, 401, "invalid_client", 700027, strings.ToUpper(hex.EncodeToString(sha1Sum[:]))},
-		{"certificate assertion without thumbprint", v2, certForm(testCert.assertion(t, aud, nil, "kid", "k")), nil, 401, "invalid_client", 700027, "no x5t or x5t#S256"},
+		{"certificate assertion named by an unknown kid only", v2, certForm(testCert.assertion(t, aud, nil, "kid", "k")), nil, 401, "invalid_client", 700027, "[Reason - The key was not found."},
+		// Captured 2023-12 in MSAL.NET's test fixtures (MockHelpers.BadCredMissingSha1Error5002723).
+		{"certificate assertion naming no key", v2, certForm(testCert.assertion(t, aud, nil, "typ", "JWT")), nil, 401, "invalid_client", 5002723, "Invalid JWT token. No certificate SHA-1 thumbprint, certificate SHA-256 thumbprint, nor keyId specified in token header."},
+		// Captured 2023-12 in MSAL.NET's test fixtures (MockHelpers.InvalidTenantError900023) and
+		// 2023-01 in microsoft/Analysis-Services#194.
+		{"tenant neither a GUID nor a domain", "/invalid_tenant/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_request", 900023, "Specified tenant identifier 'invalid_tenant' is neither a valid DNS name, nor a valid external domain."},
+		{"tenant without a dot", "/authorize/oauth2/v2.0/token", ccForm(), nil, 400, "invalid_request", 900023, "Specified tenant identifier 'authorize'"},
 		{"certificate assertion signed by another key", v2, certForm(func() string {
 			a := testCert.assertion(t, aud, nil)
 			b := strangerCert.assertion(t, aud, nil)

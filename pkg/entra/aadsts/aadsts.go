@@ -36,6 +36,8 @@ const (
 	MissingScope                = 90014 // the client credentials grant's missing scope; 900144 is every other missing field
 	MissingServicePrincipal     = 7000229
 	InvalidJWTHeaderType        = 5002727
+	NoKeyIdentifier             = 5002723
+	InvalidTenantIdentifier     = 900023
 	DuplicateParameter          = 9000411
 	MalformedRequestBody        = 900143
 	UnsupportedGrantType        = 70003
@@ -83,6 +85,8 @@ var kinds = map[int]kind{
 	MissingScope:                {"invalid_request", 400, false},
 	MissingServicePrincipal:     {"invalid_client", 401, false},
 	InvalidJWTHeaderType:        {"invalid_request", 400, false},
+	NoKeyIdentifier:             {"invalid_client", 401, true},
+	InvalidTenantIdentifier:     {"invalid_request", 400, true},
 	DuplicateParameter:          {"invalid_request", 400, false},
 	MalformedRequestBody:        {"invalid_request", 400, false},
 	UnsupportedGrantType:        {"unsupported_grant_type", 400, false},
@@ -95,7 +99,7 @@ var kinds = map[int]kind{
 	InvalidClientAssertionType:  {"invalid_client", 401, true},
 	ClientAssertionSignature:    {"invalid_client", 401, true},
 	ClientAssertionClient:       {"invalid_client", 401, true},
-	ScopeNotDefault:             {"invalid_scope", 400, true},
+	ScopeNotDefault:             {"invalid_scope", 400, false}, // no error_uri in a 2023-12 capture
 	InvalidScope:                {"invalid_scope", 400, true},
 	MultipleResources:           {"invalid_scope", 400, true},
 	ResourceNotFound:            {"invalid_resource", 400, true},
@@ -110,7 +114,7 @@ var kinds = map[int]kind{
 	AssertionLifetime:           {"invalid_client", 401, true}, // invalid_request in a 2022 capture, invalid_client in 2023's
 	SigningKeyNotFound:          {"invalid_client", 401, true},
 	IssuerMetadataUnavailable:   {"invalid_request", 400, true},
-	UnsupportedSigningAlgorithm: {"invalid_request", 400, true},
+	UnsupportedSigningAlgorithm: {"invalid_client", 401, true}, // invalid_request in a 2021 capture, invalid_client in 2023's
 	UnsupportedKeyForAlgorithm:  {"invalid_request", 400, true},
 	InvalidJWT:                  {"invalid_request", 400, true},
 	InvalidUsernameOrPassword:   {"invalid_grant", 400, true},

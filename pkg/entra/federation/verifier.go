@@ -277,10 +277,10 @@ const entraTime = "2006-01-02T15:04:05.0000000Z"
 
 // TimeRange checks a client assertion's exp and nbf against now with
 // ClockSkew, failing with Entra's AADSTS700024, which shows a missing nbf
-// as 1970 and requires exp. Certificate assertions share this check.
+// or exp as 1970 and requires exp. Certificate assertions share this check.
 func TimeRange(now time.Time, nbf, exp *jwt.NumericDate) error {
 	now = now.UTC()
-	from, until := time.Unix(0, 0).UTC(), time.Time{}
+	from, until := time.Unix(0, 0).UTC(), time.Unix(0, 0).UTC()
 	if nbf != nil {
 		from = nbf.Time().UTC()
 	}

@@ -329,7 +329,7 @@ func TestSQLiteFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := sqlstore.OpenSQLite(path)
-		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a database") {
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "is not a SQLite database") {
 			t.Fatalf("opening a corrupt file: %v; want an error naming the file and the problem", err)
 		}
 	})

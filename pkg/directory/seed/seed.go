@@ -7,14 +7,15 @@
 package seed
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/google/uuid"
-	"sigs.k8s.io/yaml"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/strictyaml"
 )
 
 // File is the seed document.
@@ -131,15 +132,26 @@ type User struct {
 
 // Parse decodes a seed document strictly: an unknown key is an error, so a
 // typo in a values file does not silently drop a credential.
+//
+// Every unknown key and value of the wrong type is reported at once under
+// its full key path, with the first rule the rest of the document breaks.
 func Parse(data []byte) (File, error) {
 	var f File
-	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+	err := strictyaml.Decode(data, &f)
+	var problems strictyaml.Problems
+	if err != nil && !errors.As(err, &problems) {
 		return File{}, fmt.Errorf("seed: %w", err)
 	}
-	if err := f.check(); err != nil {
-		return File{}, fmt.Errorf("seed: %w", err)
+	if cerr := f.check(); cerr != nil {
+		problems = append(problems, strictyaml.Problem{Message: cerr.Error()})
 	}
-	return f, nil
+	switch len(problems) {
+	case 0:
+		return f, nil
+	case 1:
+		return File{}, fmt.Errorf("seed: %v", problems[0])
+	}
+	return File{}, fmt.Errorf("seed:\n  %s", strings.ReplaceAll(problems.Error(), "\n", "\n  "))
 }
 
 // Merge returns one document holding the tenants of every doc, in order; a

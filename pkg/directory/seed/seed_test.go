@@ -158,7 +158,10 @@ func TestApplyRefusesToTakeOverAPIObjects(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, says string }{
-		{"unknown key", "tenants:\n  - id: " + tid + "\n    domain: [x]\n", `unknown field "domain"`},
+		{"unknown key", "tenants:\n  - id: " + tid + "\n    domain: [x]\n", "tenants[0].domain: unknown key; did you mean tenants[0].domains?"},
+		{"unknown keys deep down, all at once", "tenants:\n  - id: " + tid + "\n    applications:\n      - name: a\n      - name: b\n      - name: c\n        federatedCredentials:\n          - name: f\n            subjet: s\n        roleAssignments: {resource: x}\n",
+			"seed:\n  tenants[0].applications[2].federatedCredentials[0].subjet: unknown key; did you mean tenants[0].applications[2].federatedCredentials[0].subject?\n  tenants[0].applications[2].roleAssignments: want a list, not a mapping"},
+		{"a number for a string", "tenants:\n  - id: " + tid + "\n    displayName: 42\n", "tenants[0].displayName: want a string, not the number 42 (quote it)"},
 		{"bad tenant id", "tenants:\n  - id: contoso\n", `tenants[0].id: "contoso" is not a GUID`},
 		{"app without name", "tenants:\n  - id: " + tid + "\n    applications:\n      - appId: " + tid + "\n", "tenants[0].applications[0].name is required"},
 		{"duplicate app", "tenants:\n  - id: " + tid + "\n    applications:\n      - name: a\n      - name: a\n", `applications[1].name: application "a" appears twice`},
@@ -167,7 +170,7 @@ func TestParseRejects(t *testing.T) {
 		{"identity without group", "tenants:\n  - id: " + tid + "\n    managedIdentities:\n      - name: a\n        subscriptionId: s\n", "name, subscriptionId and resourceGroup are required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Parse([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.says) {
+			if _, err := Parse([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.says) || strings.Contains(err.Error(), "JSON") {
 				t.Errorf("err = %v, want %q", err, tc.says)
 			}
 		})

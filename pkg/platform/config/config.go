@@ -5,12 +5,14 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/strictyaml"
 )
 
 // EnvPrefix starts the name of every environment override: the key's path
@@ -182,16 +184,16 @@ func Defaults() Config {
 // env (os.Environ's form) and validates the result.
 func Load(path string, env []string) (Config, error) {
 	c := Defaults()
+	var fromFile strictyaml.Problems
 	if path != "" {
 		data, err := readFile(path)
 		if err != nil {
 			return Config{}, err
 		}
-		if err := yaml.UnmarshalStrict(data, &c); err != nil {
-			// Only strictness refuses what a lax read accepts: an unknown
-			// or repeated key, which the key list helps with.
-			strictOnly := yaml.Unmarshal(data, &Config{}) == nil
-			return Config{}, fmt.Errorf("configuration file %s: %s", path, cleanYAMLError(err, strictOnly))
+		// The values without problems are set, so that the checks below
+		// report theirs in the same error.
+		if err := strictyaml.Decode(data, &c); err != nil && !errors.As(err, &fromFile) {
+			return Config{}, fmt.Errorf("configuration file %s %w", path, err)
 		}
 	}
 	if err := applyEnv(&c, env); err != nil {
@@ -210,7 +212,18 @@ func Load(path string, env []string) (Config, error) {
 		}
 		c.Store.PostgresDSN = strings.TrimSpace(string(dsn))
 	}
-	if err := c.Validate(); err != nil {
+	problems := []strictyaml.Problem(fromFile)
+	for _, p := range c.problems() {
+		// A value the file had wrong is reported once, as it was written.
+		if !slices.ContainsFunc(fromFile, func(f strictyaml.Problem) bool { return f.Key == p.Key }) {
+			problems = append(problems, p)
+		}
+	}
+	heading := "invalid configuration"
+	if path != "" {
+		heading = "configuration file " + path + " is invalid"
+	}
+	if err := report(heading, problems); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -225,21 +238,6 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxFileSize)
 	}
 	return os.ReadFile(path)
-}
-
-// cleanYAMLError drops the decoder layers from messages such as `error
-// unmarshaling JSON: while decoding JSON: json: unknown field "x"` (the
-// message is only shortened for the reader, never matched), and points a
-// key the configuration does not know to the key list.
-func cleanYAMLError(err error, unknownKey bool) string {
-	msg := err.Error()
-	for _, prefix := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
-		msg = strings.TrimPrefix(msg, prefix)
-	}
-	if unknownKey {
-		msg += " (keys are listed in docs/configuration.md)"
-	}
-	return msg
 }
 
 func lookup(env []string, name string) string {

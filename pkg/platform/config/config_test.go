@@ -114,8 +114,15 @@ func TestErrorsNameTheKeyAndTheFix(t *testing.T) {
 		env        []string
 		want       []string
 	}{
-		{"unknown key", minimal + "oidc_issuer: x\n", nil, []string{`unknown field "oidc_issuer"`, "docs/configuration.md"}},
-		{"typo nested", strings.Replace(minimal, "issuer:", "isuer:", 1), nil, []string{`unknown field "isuer"`}},
+		{"unknown key", minimal + "oidc_issuer: x\n", nil, []string{"oidc_issuer: unknown key; the keys here are data_dir, entra, health, log_level, metrics, oidc, store, tls, workload_api", "docs/configuration.md"}},
+		{"typo nested", strings.Replace(minimal, "issuer:", "isuer:", 1), nil, []string{"oidc.isuer: unknown key; did you mean oidc.issuer?"}},
+		{"every problem at once", strings.Replace(minimal, "oidc:\n", "oidc:\n  max_age: 5x\n  staleness: 300\n  trusted_proxies: 10.0.0.0/8\n  set_key_use: yes please\n", 1) + "log_level: loud\nstore: {driver: mysql, sqlite_pth: /x}\n", nil, []string{
+			`oidc.max_age: duration "5x": want a number with a unit`, `oidc.staleness: a duration is a string such as "30s"`,
+			"oidc.trusted_proxies: want a list, not the string \"10.0.0.0/8\"", `oidc.set_key_use: want true or false, not the string "yes please"`,
+			`log_level: "loud" is not one of debug, info, warn, error`, "store.sqlite_pth: unknown key; did you mean store.sqlite_path?",
+			`store.driver: "mysql" is not one of sqlite, postgres`}},
+		{"a repeated key", minimal + "log_level: info\nlog_level: debug\n", nil, []string{`"log_level" already set`}},
+		{"not YAML", "oidc: [\n", nil, []string{"is not valid YAML", "line"}},
 		{"missing issuer and trust domain", "tls: {mode: none}\nworkload_api: {socket_path: unix:///s}\n", nil,
 			[]string{"oidc.trust_domain: required", "oidc.issuer: required: the URL federated credentials name, equal to the SPIRE server's jwt_issuer"}},
 		{"bad values", minimal + "log_level: loud\n", []string{"GATEWAY_OIDC_TRUSTED_PROXIES=10.0.0.0", "GATEWAY_TLS_MODE=plain"},
@@ -139,6 +146,9 @@ func TestErrorsNameTheKeyAndTheFix(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
+			}
+			if strings.Contains(err.Error(), "JSON") || strings.Contains(err.Error(), "field") {
+				t.Errorf("the error speaks of the decoder, not of the YAML file:\n%v", err)
 			}
 		})
 	}

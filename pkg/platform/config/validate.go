@@ -11,14 +11,39 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/strictyaml"
 )
 
 // Validate checks c and returns every problem at once, each naming its key
 // and the fix.
 func (c *Config) Validate() error {
-	var errs []string
+	return report("invalid configuration", c.problems())
+}
+
+// report is the error listing problems under a heading, nil without any.
+func report(heading string, problems []strictyaml.Problem) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	lines := make([]string, len(problems))
+	unknown := false
+	for i, p := range problems {
+		lines[i] = p.String()
+		unknown = unknown || strings.HasPrefix(p.Message, "unknown key")
+	}
+	hint := ""
+	if unknown {
+		hint = "\n(keys are listed in docs/configuration.md)"
+	}
+	return errors.New(heading + ":\n  " + strings.Join(lines, "\n  ") + hint)
+}
+
+// problems is every invalid value of c, each with its key and the fix.
+func (c *Config) problems() []strictyaml.Problem {
+	var errs []strictyaml.Problem
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+		errs = append(errs, strictyaml.Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -109,22 +134,17 @@ func (c *Config) Validate() error {
 		bad("tls.mode", "%q is not one of files, spiffe, none", c.TLS.Mode)
 	}
 
-	if c.Entra.ListenAddr != "" {
-		switch c.Store.Driver {
-		case "sqlite":
-			if c.Store.SQLitePath == "" {
-				bad("store.sqlite_path", "required with the sqlite driver (or set data_dir)")
-			}
-		case "postgres":
-			if c.Store.PostgresDSN == "" {
-				bad("store.postgres_dsn", "required with the postgres driver: set %s or store.postgres_dsn_file", EnvName("store.postgres_dsn"))
-			}
-		default:
-			bad("store.driver", "%q is not one of sqlite, postgres", c.Store.Driver)
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Entra.ListenAddr != "" && c.Store.SQLitePath == "" {
+			bad("store.sqlite_path", "required with the sqlite driver (or set data_dir)")
 		}
+	case "postgres":
+		if c.Entra.ListenAddr != "" && c.Store.PostgresDSN == "" {
+			bad("store.postgres_dsn", "required with the postgres driver: set %s or store.postgres_dsn_file", EnvName("store.postgres_dsn"))
+		}
+	default:
+		bad("store.driver", "%q is not one of sqlite, postgres", c.Store.Driver)
 	}
-	if len(errs) > 0 {
-		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
-	}
-	return nil
+	return errs
 }

@@ -2,6 +2,9 @@ package issuermeta
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,11 +41,31 @@ type Metadata struct {
 
 // KeyEntry is one entry of an issuer's JWKS.
 type KeyEntry struct {
-	Key jose.JSONWebKey `json:"-"`
+	Key jose.JSONWebKey
 	// Skipped says why Entra would not verify a token with this entry:
 	// the entry does not parse, has no kid, is private, is past the
 	// first 100, or is not for signatures. Empty when it would.
-	Skipped string `json:"skipped,omitempty"`
+	Skipped string
+}
+
+// MarshalJSON describes the entry without its key material.
+func (e KeyEntry) MarshalJSON() ([]byte, error) {
+	kty := ""
+	switch e.Key.Key.(type) {
+	case *rsa.PublicKey:
+		kty = "RSA"
+	case *ecdsa.PublicKey:
+		kty = "EC"
+	case ed25519.PublicKey:
+		kty = "OKP"
+	}
+	return json.Marshal(struct {
+		KID     string `json:"kid,omitempty"`
+		KTY     string `json:"kty,omitempty"`
+		Alg     string `json:"alg,omitempty"`
+		Use     string `json:"use,omitempty"`
+		Skipped string `json:"skipped,omitempty"`
+	}{e.Key.KeyID, kty, e.Key.Algorithm, e.Key.Use, e.Skipped})
 }
 
 // Stage names where an inspection failed.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -102,6 +103,10 @@ func Issuer(ctx context.Context, issuer string, opts IssuerOptions) IssuerReport
 		md, err = issuermeta.New(append(cacheOpts, issuermeta.WithRootCAs(withSystemRoots(opts.CA)))...).Inspect(ctx, issuer)
 	}
 	r.Metadata = md
+	if u, perr := url.Parse(md.JWKSURI); md.JWKSURI != "" && (perr != nil || u.Scheme != "https") {
+		r.add(issuermeta.Problem{Blocking: true, Code: aadsts.IssuerMetadataUnavailable, What: fmt.Sprintf("jwks_uri %s is not https: Entra fetches keys over https only", md.JWKSURI),
+			Fix: "publish the JWKS at an https jwks_uri (SPIRE's oidc-discovery-provider builds it from the request's host; the gateway's from its issuer)"})
+	}
 	if err != nil {
 		r.add(fetchProblem(err, issuer, opts))
 	}

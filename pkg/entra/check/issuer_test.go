@@ -100,6 +100,18 @@ func TestIssuer(t *testing.T) {
 		r := check.Issuer(ctx, is.URL, check.IssuerOptions{CA: is.CAPEM()})
 		holds(t, r, want{check.Blocking, 90061, "byte for byte"}, want{check.Blocking, 90061, fmt.Sprintf("names issuer %q", is.URL+"/")})
 	})
+	t.Run("jwks_uri over http", func(t *testing.T) {
+		is := goodIssuer(t)
+		is.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != "/.well-known/openid-configuration" {
+				return false
+			}
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": is.URL, "jwks_uri": strings.Replace(is.URL, "https://", "http://", 1) + "/keys"})
+			return true
+		})
+		r := check.Issuer(ctx, is.URL, check.IssuerOptions{CA: is.CAPEM()})
+		holds(t, r, want{check.Blocking, 90061, "/keys is not https: Entra fetches keys over https only"})
+	})
 	t.Run("slow beyond the timeout", func(t *testing.T) {
 		is := goodIssuer(t)
 		is.Intercept(func(w http.ResponseWriter, r *http.Request) bool {

@@ -76,5 +76,20 @@ func TestCheckAgainstTheDevelopmentGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(1, []string{"AADSTS90061: Request to External OIDC endpoint failed."}, "check", "assertion", "--jwt", file, "--issuer", c.info.Issuer, "--subject", c.info.SPIFFEID)
+
+	// The same JWT on standard input, with the CA: exchangeable.
+	cmd := command(ctx, "check", "assertion", "--jwt", "-", "--issuer", c.info.Issuer, "--subject", c.info.SPIFFEID, "--ca", c.info.CAFile, "-o", "json")
+	cmd.Env = append(cmd.Env, c.env...)
+	cmd.Stdin = strings.NewReader(svid.Marshal())
+	out, err := cmd.Output()
+	var verdict struct {
+		Exchangeable bool `json:"exchangeable"`
+		Matched      struct {
+			Subject string `json:"subject"`
+		} `json:"matched"`
+	}
+	if err != nil || json.Unmarshal(out, &verdict) != nil || !verdict.Exchangeable || verdict.Matched.Subject != c.info.SPIFFEID {
+		t.Errorf("check assertion --jwt -: %v\n%s", err, out)
+	}
 	expect(2, nil, "check", "assertion", "--jwt", file)
 }

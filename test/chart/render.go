@@ -78,6 +78,17 @@ func RenderManifest(dir string, values map[string]any) (Rendered, string, error)
 
 // RenderRelease is RenderManifest for a release name.
 func RenderRelease(dir, release string, values map[string]any) (Rendered, string, error) {
+	return render(dir, release, values, nil)
+}
+
+// RenderWithAPIs is Render on a cluster that also serves apiVersions (such
+// as cert-manager.io/v1), for templates that look at .Capabilities.
+func RenderWithAPIs(dir string, values map[string]any, apiVersions ...string) (Rendered, error) {
+	r, _, err := render(dir, "gw", values, apiVersions)
+	return r, err
+}
+
+func render(dir, release string, values map[string]any, apiVersions []string) (Rendered, string, error) {
 	ch, err := loader.Load(dir)
 	if err != nil {
 		return Rendered{}, "", err
@@ -90,6 +101,9 @@ func RenderRelease(dir, release string, values map[string]any) (Rendered, string
 	install := action.NewInstall(cfg)
 	install.ReleaseName, install.Namespace = release, Namespace
 	install.DryRun, install.ClientOnly, install.Replace = true, true, true
+	// A client-only install starts from Helm's default capabilities plus
+	// these.
+	install.APIVersions = apiVersions
 	rel, err := install.Run(ch, values)
 	if err != nil {
 		return Rendered{}, "", err

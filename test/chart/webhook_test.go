@@ -210,3 +210,23 @@ func TestWebhookValuesSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookTLSAuto takes cert-manager when the cluster serves its API and
+// the self-managed CA otherwise.
+func TestWebhookTLSAuto(t *testing.T) {
+	on := map[string]any{"webhook": map[string]any{"enabled": true}}
+	r, err := chart.RenderWithAPIs(chartDir, on, "cert-manager.io/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Find("Certificate", "-webhook"); !ok || webhookConfig(t, r).TLS.CertFile == "" {
+		t.Error("cert-manager is served but the webhook does not use it")
+	}
+	r = render(t, on)
+	if _, ok := r.Find("Certificate", "-webhook"); ok || webhookConfig(t, r).TLS.SelfManaged == nil {
+		t.Error("without cert-manager the webhook is not self-managed")
+	}
+	if !strings.Contains(r.Notes, webhook.LabelUse) || !strings.Contains(r.Notes, webhook.AnnotationClientID) {
+		t.Errorf("NOTES do not say how a pod opts in:\n%s", r.Notes)
+	}
+}

@@ -101,7 +101,9 @@ health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: 127.0.0.1:0}
 `, oidcAddr, issuer, api.Addr, paths.Cert, paths.Key, paths.CA, seed))
 	}
-	env := []string{"GATEWAY_STORE_POSTGRES_DSN=" + dsn}
+	// The replicas share the store, so they share the key sealing its
+	// signing keys.
+	env := []string{"GATEWAY_STORE_POSTGRES_DSN=" + dsn, "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY=" + testKEK}
 	a := startConfig(t, config(oidcA, issuerA, seedFile), env, "oidc", "entra", "health", "metrics")
 	b := startConfig(t, config("127.0.0.1:0", "https://localhost/b", ""), env, "oidc", "entra", "health", "metrics")
 	for _, r := range []*configRun{a, b} {

@@ -44,6 +44,9 @@ func (r *configRun) logs() string {
 	return r.log.String()
 }
 
+// testKEK is a key-encryption key for the gateways the tests start.
+const testKEK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
 // startConfig runs `serve --config path` until it logs every listener in
 // want, and stops it with SIGINT when the test ends, checking it exits 0.
 func startConfig(t *testing.T, path string, env []string, want ...string) *configRun {
@@ -163,7 +166,12 @@ health:
 metrics:
   listen_addr: 127.0.0.1:0
 `, oidcAddr, issuer, api.Addr, paths.Cert, paths.Key, filepath.Join(dir, "data")))
-	run := startConfig(t, cfg, []string{"GATEWAY_OIDC_STALENESS=1s"}, "oidc", "entra", "health", "metrics")
+	// Without a key-encryption key the Entra endpoint does not start.
+	out, err := command(context.Background(), "serve", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "entra.key_encryption.key_file: required") {
+		t.Fatalf("serve --config without a key-encryption key: %v\n%s", err, out)
+	}
+	run := startConfig(t, cfg, []string{"GATEWAY_OIDC_STALENESS=1s", "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY=" + testKEK}, "oidc", "entra", "health", "metrics")
 
 	pem, _ := os.ReadFile(paths.CA)
 	pool := x509.NewCertPool()

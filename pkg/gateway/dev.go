@@ -158,6 +158,10 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		return nil, err
 	}
 
+	kekFile := filepath.Join(dir, "kek")
+	if err := ensureDevKEK(kekFile); err != nil {
+		return nil, err
+	}
 	cfg := config.Defaults()
 	cfg.DataDir = dir
 	cfg.WorkloadAPI.SocketPath = workloadAddr
@@ -166,6 +170,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	cfg.Entra = config.Entra{
 		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
 		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
+		KeyEncryption: config.KeyEncryption{KeyFile: kekFile},
 	}
 	cfg.Store.SQLitePath = dbPath
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = paths.Cert, paths.Key

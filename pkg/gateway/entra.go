@@ -28,6 +28,8 @@ type EntraOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer,
 	// not only those Entra honours them for.
 	AnyIssuerExpressions bool
+	// KEKs seal the token signing keys at rest (signer.Options.KEKs).
+	KEKs []*signer.KEK
 	// Metrics, when set, counts tokens and issuer fetches.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -61,7 +63,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	verifier := federation.NewVerifier(issuermeta.New(metaOpts...),
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
-	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer")})
+	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer"), KEKs: opts.KEKs})
 	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now, Directory: &apiauth.Live{Store: s}}
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, logger.With("component", "graph")))

@@ -255,6 +255,12 @@ func (s *Server) newEntra(ctx context.Context) error {
 		return err
 	}
 	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Metrics: s.metrics, Logger: s.logger}
+	if opts.KEKs, err = loadKEKs(s.cfg.Entra.KeyEncryption); err != nil {
+		return err
+	}
+	if len(opts.KEKs) == 0 {
+		s.logger.Warn("the token signing keys are stored unsealed (entra.key_encryption.allow_unencrypted): a copy of the database can sign tokens")
+	}
 	if f := s.cfg.Entra.IssuerCAFile; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/signer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/chart"
 )
 
@@ -44,6 +45,49 @@ func configMap(t *testing.T, r chart.Rendered, suffix string) *corev1.ConfigMap 
 	return o.Value.(*corev1.ConfigMap)
 }
 
+// TestKeyEncryptionKey: the pod gets the key sealing the signing keys from
+// a Secret — the chart's own, created once and kept on uninstall, or one
+// named — and runs without one only when told to.
+func TestKeyEncryptionKey(t *testing.T) {
+	kekEnv := func(d *appsv1.Deployment) *corev1.EnvVar {
+		for i, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY" {
+				return &d.Spec.Template.Spec.Containers[0].Env[i]
+			}
+		}
+		return nil
+	}
+	r := render(t, nil)
+	o, ok := r.Find("Secret", "-kek")
+	if !ok {
+		t.Fatalf("no key-encryption key Secret among %v", r.Kinds())
+	}
+	sec := o.Value.(*corev1.Secret)
+	if _, err := signer.ParseKEK(string(sec.Data["key"])); err != nil || sec.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Fatalf("the generated key: annotations %v", sec.Annotations)
+	}
+	if e := kekEnv(deployment(t, r)); e == nil || e.ValueFrom.SecretKeyRef.Name != sec.Name || e.ValueFrom.SecretKeyRef.Key != "key" {
+		t.Fatalf("the pod's key: %+v", e)
+	}
+	gatewayConfig(t, r)
+
+	r = render(t, map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"existingSecret": "my-kek"}}})
+	if _, ok := r.Find("Secret", "-kek"); ok {
+		t.Error("a Secret is generated although one is named")
+	}
+	if e := kekEnv(deployment(t, r)); e == nil || e.ValueFrom.SecretKeyRef.Name != "my-kek" {
+		t.Fatalf("the pod's key from the named Secret: %+v", e)
+	}
+
+	r = render(t, map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"allowUnencrypted": true}}})
+	if _, ok := r.Find("Secret", "-kek"); ok || kekEnv(deployment(t, r)) != nil {
+		t.Error("a key although allowUnencrypted is set")
+	}
+	if c := gatewayConfig(t, r); !c.Entra.KeyEncryption.AllowUnencrypted {
+		t.Error("allow_unencrypted is not in the configuration")
+	}
+}
+
 // gatewayConfig parses the configuration the pod gets with the gateway's
 // own loader.
 func gatewayConfig(t *testing.T, r chart.Rendered, env ...string) config.Config {
@@ -51,6 +95,12 @@ func gatewayConfig(t *testing.T, r chart.Rendered, env ...string) config.Config 
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(path, []byte(configMap(t, r, "-config").Data["gateway.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Variables the pod takes from Secrets are there, with stand-in values.
+	for _, e := range deployment(t, r).Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			env = append(env, e.Name+"=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+		}
 	}
 	c, err := config.Load(path, env)
 	if err != nil {
@@ -168,7 +218,7 @@ func TestReplicasWithPostgres(t *testing.T) {
 		t.Errorf("replicas %d strategy %s", *d.Spec.Replicas, d.Spec.Strategy.Type)
 	}
 	env := d.Spec.Template.Spec.Containers[0].Env
-	if len(env) != 1 || env[0].Name != "GATEWAY_STORE_POSTGRES_DSN" || env[0].ValueFrom.SecretKeyRef.Name != "gateway-db" || env[0].ValueFrom.SecretKeyRef.Key != "dsn" {
+	if len(env) != 2 || env[1].Name != "GATEWAY_STORE_POSTGRES_DSN" || env[1].ValueFrom.SecretKeyRef.Name != "gateway-db" || env[1].ValueFrom.SecretKeyRef.Key != "dsn" {
 		t.Errorf("env %+v", env)
 	}
 	if r.Kinds()["PersistentVolumeClaim"] != 0 {

@@ -28,13 +28,17 @@ var helmOnly = regexp.MustCompile(`(?m)^\s*(helm\.sh/chart|app\.kubernetes\.io/m
 
 // baseFromChart renders the chart's defaults as the plain manifests of
 // deploy/base: the release is named after the chart, Helm's own labels go.
+// The key-encryption key is a Secret the operator creates
+// (docs/kubernetes.md): a generated one would be committed here.
 func baseFromChart(t *testing.T) string {
 	t.Helper()
-	_, manifest, err := chart.RenderRelease(chartDir, "spiffe-entra-gateway", nil)
+	_, manifest, err := chart.RenderRelease(chartDir, "spiffe-entra-gateway", map[string]any{
+		"entra": map[string]any{"keyEncryption": map[string]any{"existingSecret": "spiffe-entra-gateway-kek"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "# Generated from charts/spiffe-entra-gateway with its default values by\n" +
+	return "# Generated from charts/spiffe-entra-gateway with its default values (and\n" +
+		"# entra.keyEncryption.existingSecret: spiffe-entra-gateway-kek) by\n" +
 		"#   go test ./test/chart -run TestDeployBaseEqualsChartDefaults -update\n" +
 		"# Do not edit: change the chart, then regenerate.\n" +
 		strings.TrimLeft(helmOnly.ReplaceAllString(manifest, ""), "-\n")
@@ -104,7 +108,7 @@ func TestDeployPublicOverlay(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
 	os.WriteFile(path, []byte(o.Value.(*corev1.ConfigMap).Data["gateway.yaml"]), 0o600)
-	cfg, err := config.Load(path, nil)
+	cfg, err := config.Load(path, []string{"GATEWAY_ENTRA_KEY_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}) // from the Secret
 	if err != nil {
 		t.Fatalf("the overlay's configuration does not load: %v", err)
 	}

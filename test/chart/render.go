@@ -144,6 +144,7 @@ var types = map[string]func() any{
 	"apps/v1/Deployment":                              func() any { return &appsv1.Deployment{} },
 	"v1/Service":                                      func() any { return &corev1.Service{} },
 	"v1/ConfigMap":                                    func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                                       func() any { return &corev1.Secret{} },
 	"v1/ServiceAccount":                               func() any { return &corev1.ServiceAccount{} },
 	"v1/PersistentVolumeClaim":                        func() any { return &corev1.PersistentVolumeClaim{} },
 	"v1/Pod":                                          func() any { return &corev1.Pod{} },

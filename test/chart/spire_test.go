@@ -134,7 +134,7 @@ func TestPodSettings(t *testing.T) {
 	if pod.PriorityClassName != "system-cluster-critical" {
 		t.Errorf("priority class %q", pod.PriorityClassName)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "GATEWAY_LOG_LEVEL" || len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != "gateway-env" {
+	if len(c.Env) != 2 || c.Env[1].Name != "GATEWAY_LOG_LEVEL" || len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != "gateway-env" {
 		t.Errorf("env %+v envFrom %+v", c.Env, c.EnvFrom)
 	}
 	if len(pod.InitContainers) != 1 || pod.InitContainers[0].Name != "wait" || len(pod.Containers) != 2 || pod.Containers[1].Name != "proxy" {

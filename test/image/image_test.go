@@ -129,6 +129,7 @@ oidc:
   bundle_file: /config/jwks.json
 entra:
   listen_addr: %s
+  key_encryption: {key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
 tls:
   mode: files
   cert_file: /config/tls/tls.crt

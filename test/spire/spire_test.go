@@ -376,6 +376,7 @@ entra:
   listen_addr: 127.0.0.1:0
   seed_file: %s
   issuer_ca_file: %s
+  key_encryption: {key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
 data_dir: %s
 health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: ""}

@@ -192,3 +192,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "seg.webhook.excluded" -}}
 {{- toJson (concat (list (include "seg.namespace" .) "kube-system") .Values.webhook.excludedNamespaces | uniq) -}}
 {{- end -}}
+
+{{/* The Secret holding the key-encryption key (key "key"). */}}
+{{- define "seg.kekSecretName" -}}
+{{- default (printf "%s-kek" (include "seg.fullname" .)) .Values.entra.keyEncryption.existingSecret -}}
+{{- end -}}

@@ -37,6 +37,11 @@ type Options struct {
 	RefreshInterval time.Duration
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// KEKs are the key-encryption keys: the first seals the keys the
+	// signer creates, every one opens keys stored earlier (so that the
+	// first can be replaced: see docs/security.md). Without any, keys are
+	// stored unsealed, which the gateway allows only when told to.
+	KEKs []*KEK
 }
 
 // Signer signs tokens with the current key.
@@ -132,6 +137,14 @@ func (sg *Signer) Refresh(ctx context.Context) error {
 			}
 			continue
 		}
+		if len(sg.opts.KEKs) > 0 && !sealed(k.PrivateKeyDER) {
+			sg.opts.Logger.Warn("a token signing key is stored unsealed, from before a key-encryption key was configured; it is replaced at its rotation", "kid", k.ID, "not_after", k.NotAfter)
+		}
+		der, err := open(sg.opts.KEKs, k)
+		if err != nil {
+			return err
+		}
+		k.PrivateKeyDER = der
 		parsed, err := parse(k)
 		if err != nil {
 			return err
@@ -162,6 +175,11 @@ func (sg *Signer) ensure(ctx context.Context, notBefore time.Time) error {
 	k, err := generate(notBefore, notBefore.Add(sg.opts.KeyLifetime), sg.opts.Now())
 	if err != nil {
 		return err
+	}
+	if len(sg.opts.KEKs) > 0 {
+		if k, err = seal(sg.opts.KEKs[0], k); err != nil {
+			return err
+		}
 	}
 	err = sg.store.CreateSigningKey(ctx, k)
 	if errors.Is(err, store.ErrAlreadyExists) {

@@ -101,6 +101,26 @@ type Entra struct {
 	// credentials for every issuer, which Entra does for GitHub, GitLab
 	// and Terraform Cloud only.
 	AllowFlexibleCredentialsForAnyIssuer bool `json:"allow_flexible_credentials_for_any_issuer"`
+	// KeyEncryption seals the token signing keys at rest.
+	KeyEncryption KeyEncryption `json:"key_encryption"`
+}
+
+// KeyEncryption is the key-encryption key (32 random bytes in base64) that
+// seals the token signing keys in the store, so that a copy of the database
+// or a backup signs nothing. One of Key and KeyFile is required unless
+// AllowUnencrypted is set.
+type KeyEncryption struct {
+	// Key is the key itself; set it from the environment
+	// (GATEWAY_ENTRA_KEY_ENCRYPTION_KEY), not in the file.
+	Key string `json:"key"`
+	// KeyFile holds the key, such as a mounted Kubernetes Secret.
+	KeyFile string `json:"key_file"`
+	// PreviousKeyFiles hold keys replaced by Key or KeyFile: they open
+	// signing keys sealed before the rotation until those retire.
+	PreviousKeyFiles []string `json:"previous_key_files"`
+	// AllowUnencrypted stores the signing keys unsealed when no key is
+	// set: an explicit choice, for a database protected otherwise.
+	AllowUnencrypted bool `json:"allow_unencrypted"`
 }
 
 // Store configures the directory's storage.

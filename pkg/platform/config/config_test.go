@@ -65,6 +65,8 @@ oidc:
 entra:
   listen_addr: :9444
   seed_file: /seed/seed.yaml
+  key_encryption:
+    key_file: /secrets/kek/key
 store:
   driver: postgres
   postgres_dsn_file: `+dsnFile+`
@@ -92,13 +94,14 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"GATEWAY_ENTRA_LISTEN_ADDR=:9444",
 		"GATEWAY_STORE_DRIVER=postgres",
 		"GATEWAY_STORE_POSTGRES_DSN=postgres://from-env",
+		"GATEWAY_ENTRA_KEY_ENCRYPTION_KEY=" + strings.Repeat("A", 43) + "=",
 		"PATH=/usr/bin",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.OIDC.Issuer != "https://oidc.override.org" || !slices.Equal(c.OIDC.AllowedHosts, []string{"a.example", "b.example"}) ||
-		c.OIDC.MaxAge.Duration != time.Minute || *c.OIDC.SetKeyUse || c.Store.PostgresDSN != "postgres://from-env" {
+		c.OIDC.MaxAge.Duration != time.Minute || *c.OIDC.SetKeyUse || c.Store.PostgresDSN != "postgres://from-env" || c.Entra.KeyEncryption.Key == "" {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
 	// SPIFFE_ENDPOINT_SOCKET stands in for workload_api.socket_path.
@@ -134,7 +137,11 @@ func TestErrorsNameTheKeyAndTheFix(t *testing.T) {
 		{"socket not a URL", strings.Replace(minimal, "unix:///run/spire/agent.sock", "/run/spire/agent.sock", 1), nil, []string{"workload_api.socket_path", "write unix:///path/to/socket"}},
 		{"files without cert", strings.Replace(minimal, "  cert_file: /tls/tls.crt\n", "", 1), nil, []string{"tls.mode files needs tls.cert_file and tls.key_file"}},
 		{"cert with spiffe", minimal, []string{"GATEWAY_TLS_MODE=spiffe"}, []string{"tls.cert_file: is set but tls.mode is spiffe"}},
-		{"postgres without dsn", minimal, []string{"GATEWAY_ENTRA_LISTEN_ADDR=:9444", "GATEWAY_STORE_DRIVER=postgres"}, []string{"store.postgres_dsn: required with the postgres driver: set GATEWAY_STORE_POSTGRES_DSN"}},
+		{"postgres without dsn", minimal, []string{"GATEWAY_ENTRA_LISTEN_ADDR=:9444", "GATEWAY_STORE_DRIVER=postgres", "GATEWAY_ENTRA_KEY_ENCRYPTION_ALLOW_UNENCRYPTED=true"}, []string{"store.postgres_dsn: required with the postgres driver: set GATEWAY_STORE_POSTGRES_DSN"}},
+		{"no key-encryption key", minimal, []string{"GATEWAY_ENTRA_LISTEN_ADDR=:9444"},
+			[]string{"entra.key_encryption.key_file: required", "head -c 32 /dev/urandom | base64", "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY", "entra.key_encryption.allow_unencrypted: true"}},
+		{"two key-encryption keys", minimal, []string{"GATEWAY_ENTRA_LISTEN_ADDR=:9444", "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY=x", "GATEWAY_ENTRA_KEY_ENCRYPTION_KEY_FILE=/k"},
+			[]string{"entra.key_encryption.key: and entra.key_encryption.key_file are both set"}},
 		{"listen addr", minimal, []string{"GATEWAY_OIDC_LISTEN_ADDR=8443"}, []string{`oidc.listen_addr: "8443" is not a host:port`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

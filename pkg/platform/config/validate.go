@@ -146,5 +146,15 @@ func (c *Config) problems() []strictyaml.Problem {
 	default:
 		bad("store.driver", "%q is not one of sqlite, postgres", c.Store.Driver)
 	}
+	if ke := c.Entra.KeyEncryption; c.Entra.ListenAddr != "" {
+		switch {
+		case ke.Key != "" && ke.KeyFile != "":
+			bad("entra.key_encryption.key", "and entra.key_encryption.key_file are both set: keep one")
+		case ke.Key == "" && ke.KeyFile == "" && !ke.AllowUnencrypted:
+			bad("entra.key_encryption.key_file", "required: a file holding the key-encryption key that seals the token signing keys in the store "+
+				"(32 random bytes in base64: head -c 32 /dev/urandom | base64), or set %s; "+
+				"entra.key_encryption.allow_unencrypted: true stores them unsealed instead", EnvName("entra.key_encryption.key"))
+		}
+	}
 	return errs
 }

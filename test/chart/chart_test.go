@@ -11,8 +11,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/signer"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/chart"
 )
 

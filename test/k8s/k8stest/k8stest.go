@@ -74,6 +74,7 @@ func Bin(t testing.TB) string {
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := Bin(t)
+	started := time.Now()
 	etcd, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatalf("etcd: %v (test/k8s/build.sh installs Debian's etcd-server)", err)
@@ -147,6 +148,7 @@ func Start(t testing.TB) *Cluster {
 		_, err := c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
 	})
+	t.Logf("control plane ready in %s (docs/benchmarks.md)", time.Since(started).Round(time.Millisecond))
 	return c
 }
 

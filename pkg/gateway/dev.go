@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/statelock"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
@@ -88,6 +89,7 @@ type Dev struct {
 	workloadL net.Listener
 	wlClient  *workloadapi.Client
 	tokenFile *tokenfile.Writer
+	lock      *statelock.Lock // on the data directory
 }
 
 // NewDev prepares a development gateway: it creates or reuses the state in
@@ -110,7 +112,13 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := checkWritable(dir); err != nil {
 		return nil, err
 	}
-	d := &Dev{logger: opts.Logger}
+	// One process per data directory: a second would rewrite dev.env to
+	// its own ports and, when it exits, remove the first one's socket.
+	lock, err := statelock.Acquire(filepath.Join(dir, "gateway.lock"), "data directory "+dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dev{logger: opts.Logger, lock: lock}
 	bound := map[string]net.Listener{}
 	defer func() {
 		if err != nil {
@@ -155,7 +163,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	dbPath := filepath.Join(dir, "gateway.db")
 	if err := retireDevSeeder(ctx, dbPath); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; or start with another --data-dir", err)
 	}
 
 	kekFile := filepath.Join(dir, "kek")
@@ -293,6 +301,7 @@ func (d *Dev) close() {
 	if d.workload != nil {
 		d.workload.Stop()
 	}
+	errs = append(errs, d.lock.Release())
 	if err := errors.Join(errs...); err != nil {
 		d.logger.Warn("closing the development gateway", "error", err)
 	}

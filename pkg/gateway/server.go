@@ -27,6 +27,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/statelock"
 )
 
 // Server is a gateway assembled from a configuration file: the OIDC
@@ -36,22 +37,24 @@ type Server struct {
 	cfg    config.Config
 	logger *slog.Logger
 
-	sources  []keysource.Source
-	issuers  []*discovery.Issuer
-	files    *servingtls.Files
-	svid     *servingtls.SVID
-	store    store.Store
-	ent      *Entra
-	seeder   *seed.Applier
-	seedFile seed.File // parsed once at start
-	seedData []byte    // its content, the watch's baseline
-	seeded   atomic.Bool
-	metrics  *metrics.Metrics
-	oidc     Listener
-	entra    Listener
-	health   Listener
-	metricsL Listener
-	opts     options
+	sources []keysource.Source
+	issuers []*discovery.Issuer
+	files   *servingtls.Files
+	svid    *servingtls.SVID
+	store   store.Store
+	// storeLock is held on a SQLite store's file while the store is open.
+	storeLock *statelock.Lock
+	ent       *Entra
+	seeder    *seed.Applier
+	seedFile  seed.File // parsed once at start
+	seedData  []byte    // its content, the watch's baseline
+	seeded    atomic.Bool
+	metrics   *metrics.Metrics
+	oidc      Listener
+	entra     Listener
+	health    Listener
+	metricsL  Listener
+	opts      options
 }
 
 type options struct {
@@ -239,21 +242,42 @@ func (s *Server) newProvider(ctx context.Context) error {
 	return nil
 }
 
+// openStore opens the configured store; a SQLite file is locked first,
+// for one process per file. It returns a nil interface on failure: a nil
+// *sqlstore.Store inside the interface would pass the cleanup's nil check
+// and panic in Close.
+func (s *Server) openStore(ctx context.Context) (store.Store, error) {
+	if s.cfg.Store.Driver == "postgres" {
+		st, err := sqlstore.OpenPostgres(ctx, s.cfg.Store.PostgresDSN)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	path := s.cfg.Store.SQLitePath
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store.sqlite_path: %w", err)
+	}
+	lock, err := statelock.Acquire(path+".lock", "the SQLite database "+path)
+	if err != nil {
+		return nil, fmt.Errorf("store.sqlite_path: %w", err)
+	}
+	st, err := sqlstore.OpenSQLite(path)
+	if err != nil {
+		_ = lock.Release()
+		return nil, fmt.Errorf("store.sqlite_path: %w", err)
+	}
+	s.storeLock = lock
+	return st, nil
+}
+
 // newEntra opens the store and assembles the Entra endpoint over it.
 func (s *Server) newEntra(ctx context.Context) error {
-	var err error
-	switch s.cfg.Store.Driver {
-	case "postgres":
-		s.store, err = sqlstore.OpenPostgres(ctx, s.cfg.Store.PostgresDSN)
-	default:
-		if err := os.MkdirAll(filepath.Dir(s.cfg.Store.SQLitePath), 0o700); err != nil {
-			return fmt.Errorf("store.sqlite_path: %w", err)
-		}
-		s.store, err = sqlstore.OpenSQLite(s.cfg.Store.SQLitePath)
-	}
+	st, err := s.openStore(ctx)
 	if err != nil {
 		return err
 	}
+	s.store = st
 	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Metrics: s.metrics, Logger: s.logger}
 	if opts.KEKs, err = loadKEKs(s.cfg.Entra.KeyEncryption); err != nil {
 		return err
@@ -397,6 +421,7 @@ func (s *Server) close() {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
+	errs = append(errs, s.storeLock.Release())
 	if err := errors.Join(errs...); err != nil {
 		s.logger.Warn("closing the gateway", "error", err)
 	}

@@ -329,7 +329,7 @@ func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	if err := s.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	sg := signer.New(s, signer.Options{})
+	sg := signer.New(s)
 	if err := sg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

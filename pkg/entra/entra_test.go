@@ -121,7 +121,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := (&seed.Applier{Store: s, ParseExpression: func(string) error { return nil }}).Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	sg := signer.New(s, signer.Options{})
+	sg := signer.New(s)
 	if err := sg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

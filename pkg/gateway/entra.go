@@ -28,7 +28,7 @@ type EntraOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer,
 	// not only those Entra honours them for.
 	AnyIssuerExpressions bool
-	// KEKs seal the token signing keys at rest (signer.Options.KEKs).
+	// KEKs seal the token signing keys at rest (signer.WithKEKs).
 	KEKs []*signer.KEK
 	// Metrics, when set, counts tokens and issuer fetches.
 	Metrics *metrics.Metrics
@@ -63,11 +63,11 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	verifier := federation.NewVerifier(issuermeta.New(metaOpts...),
 		federation.WithAnyIssuerExpressions(opts.AnyIssuerExpressions),
 		federation.WithLogger(logger.With("component", "federation")))
-	sg := signer.New(s, signer.Options{Logger: logger.With("component", "signer"), KEKs: opts.KEKs})
+	sg := signer.New(s, signer.WithLogger(logger.With("component", "signer")), signer.WithKEKs(opts.KEKs...))
 	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now, Directory: &apiauth.Live{Store: s}}
 	mux := http.NewServeMux()
-	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, logger.With("component", "graph")))
-	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, logger.With("component", "arm")))
+	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, graph.WithLogger(logger.With("component", "graph"))))
+	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, arm.WithLogger(logger.With("component", "arm"))))
 	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
 	return &Entra{Handler: mux, Signer: sg}
 }

@@ -81,7 +81,7 @@ func (w *world) endpoint(t *testing.T) *httptest.Server {
 		c.OwnerID = "a-fics"
 		must(s.CreateFederatedCredential(ctx, c))
 	}
-	sg := signer.New(s, signer.Options{})
+	sg := signer.New(s)
 	must(sg.Refresh(ctx))
 	srv := httptest.NewTLSServer(entra.New(s, w.verifier, sg).Handler())
 	t.Cleanup(srv.Close)

@@ -30,7 +30,7 @@ func TestKeysAreSealedAtRest(t *testing.T) {
 	c := &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
 	old, current := kek(t, 1), kek(t, 2)
-	sg := signer.New(s, signer.Options{Now: c.now, KEKs: []*signer.KEK{old}})
+	sg := signer.New(s, signer.WithClock(c.now), signer.WithKEKs(old))
 	if err := sg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -46,18 +46,18 @@ func TestKeysAreSealedAtRest(t *testing.T) {
 	kid := signedBy(t, sg)
 
 	// Rotation: the new key first, the old one kept to open what it sealed.
-	rotated := signer.New(s, signer.Options{Now: c.now, KEKs: []*signer.KEK{current, old}})
+	rotated := signer.New(s, signer.WithClock(c.now), signer.WithKEKs(current, old))
 	if err := rotated.Refresh(ctx); err != nil {
 		t.Fatalf("with the old key as a previous one: %v", err)
 	}
 	if got := signedBy(t, rotated); got != kid {
 		t.Fatalf("signed by %s after the rotation, want %s", got, kid)
 	}
-	err = signer.New(s, signer.Options{Now: c.now, KEKs: []*signer.KEK{current}}).Refresh(ctx)
+	err = signer.New(s, signer.WithClock(c.now), signer.WithKEKs(current)).Refresh(ctx)
 	if err == nil || !strings.Contains(err.Error(), "is sealed with key-encryption key "+old.ID()+", which is not configured") {
 		t.Fatalf("without the key that sealed them: %v", err)
 	}
-	err = signer.New(s, signer.Options{Now: c.now}).Refresh(ctx)
+	err = signer.New(s, signer.WithClock(c.now)).Refresh(ctx)
 	if err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Fatalf("without any key-encryption key: %v", err)
 	}
@@ -79,12 +79,12 @@ func TestUnsealedKeysStillOpen(t *testing.T) {
 	s := openStore(t)
 	c := &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
-	plain := signer.New(s, signer.Options{Now: c.now, KeyLifetime: time.Hour, TokenLifetime: time.Hour})
+	plain := signer.New(s, signer.WithClock(c.now), signer.WithKeyLifetime(time.Hour), signer.WithTokenLifetime(time.Hour))
 	if err := plain.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	kid := signedBy(t, plain)
-	sealedSigner := signer.New(s, signer.Options{Now: c.now, KeyLifetime: time.Hour, TokenLifetime: time.Hour, KEKs: []*signer.KEK{kek(t, 3)}})
+	sealedSigner := signer.New(s, signer.WithClock(c.now), signer.WithKeyLifetime(time.Hour), signer.WithTokenLifetime(time.Hour), signer.WithKEKs(kek(t, 3)))
 	if err := sealedSigner.Refresh(ctx); err != nil || signedBy(t, sealedSigner) != kid {
 		t.Fatalf("an unsealed key with a key-encryption key configured: %v", err)
 	}

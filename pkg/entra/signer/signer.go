@@ -25,29 +25,46 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 )
 
-// Options tune the key schedule.
-type Options struct {
-	// KeyLifetime is how long a key signs tokens (default 30 days).
-	KeyLifetime time.Duration
-	// TokenLifetime is the longest lifetime of a token; a retired key stays
-	// published this long after it stopped signing (default 25 hours).
-	TokenLifetime time.Duration
-	// RefreshInterval is how often Run reloads the keys, picking up keys
-	// other replicas created and rotating on schedule (default 1 minute).
-	RefreshInterval time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
-	// KEKs are the key-encryption keys: the first seals the keys the
-	// signer creates, every one opens keys stored earlier (so that the
-	// first can be replaced: see docs/security.md). Without any, keys are
-	// stored unsealed, which the gateway allows only when told to.
-	KEKs []*KEK
+// options tune the key schedule.
+type options struct {
+	keyLifetime     time.Duration
+	tokenLifetime   time.Duration
+	refreshInterval time.Duration
+	now             func() time.Time
+	logger          *slog.Logger
+	keks            []*KEK
 }
+
+// Option configures a Signer.
+type Option func(*options)
+
+// WithKeyLifetime sets how long a key signs tokens (default 30 days).
+func WithKeyLifetime(d time.Duration) Option { return func(o *options) { o.keyLifetime = d } }
+
+// WithTokenLifetime sets the longest lifetime of a token: a retired key
+// stays published this long after it stopped signing (default 25 hours).
+func WithTokenLifetime(d time.Duration) Option { return func(o *options) { o.tokenLifetime = d } }
+
+// WithRefreshInterval sets how often Run reloads the keys, picking up keys
+// other replicas created and rotating on schedule (default 1 minute).
+func WithRefreshInterval(d time.Duration) Option { return func(o *options) { o.refreshInterval = d } }
+
+// WithClock sets the time source.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithKEKs sets the key-encryption keys: the first seals the keys the
+// signer creates, every one opens keys stored earlier (so that the first
+// can be replaced: see docs/security.md). Without any, keys are stored
+// unsealed, which the gateway allows only when told to.
+func WithKEKs(keks ...*KEK) Option { return func(o *options) { o.keks = keks } }
 
 // Signer signs tokens with the current key.
 type Signer struct {
 	store store.Store
-	opts  Options
+	opts  options
 
 	mu       sync.RWMutex
 	keys     []key  // ordered by NotBefore
@@ -63,37 +80,27 @@ type key struct {
 
 // New returns a signer over the keys in s. It holds no key until Refresh
 // succeeds; until then Sign fails with ErrNoKey.
-func New(s store.Store, opts Options) *Signer {
-	if opts.KeyLifetime == 0 {
-		opts.KeyLifetime = 30 * 24 * time.Hour
+func New(s store.Store, opts ...Option) *Signer {
+	o := options{keyLifetime: 30 * 24 * time.Hour, tokenLifetime: 25 * time.Hour, refreshInterval: time.Minute,
+		now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if opts.TokenLifetime == 0 {
-		opts.TokenLifetime = 25 * time.Hour
-	}
-	if opts.RefreshInterval == 0 {
-		opts.RefreshInterval = time.Minute
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Signer{store: s, opts: opts}
+	return &Signer{store: s, opts: o}
 }
 
 // Run refreshes the keys every RefreshInterval until ctx ends; after a
 // failure (the store unreachable) it retries sooner, so that a gateway
 // started before its database gets keys as soon as the database answers.
 func (sg *Signer) Run(ctx context.Context) {
-	retry := sg.opts.RefreshInterval / 12
+	retry := sg.opts.refreshInterval / 12
 	for {
-		wait := sg.opts.RefreshInterval
+		wait := sg.opts.refreshInterval
 		if err := sg.Refresh(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			sg.opts.Logger.Warn("cannot refresh the token signing keys; retrying", "error", err, "retry_in", retry)
+			sg.opts.logger.Warn("cannot refresh the token signing keys; retrying", "error", err, "retry_in", retry)
 			wait = retry
 		}
 		select {
@@ -108,7 +115,7 @@ func (sg *Signer) Run(ctx context.Context) {
 // Unix epoch so that replicas starting at once propose the same window and
 // the store keeps exactly one key for it.
 func (sg *Signer) slot(t time.Time) (time.Time, time.Time) {
-	life := sg.opts.KeyLifetime
+	life := sg.opts.keyLifetime
 	start := time.Unix(0, 0).Add(t.Sub(time.Unix(0, 0)).Truncate(life)).UTC()
 	return start, start.Add(life)
 }
@@ -118,7 +125,7 @@ func (sg *Signer) slot(t time.Time) (time.Time, time.Time) {
 // The next window's key is published from its creation on, a whole key
 // lifetime before it signs, so relying parties have it in time.
 func (sg *Signer) Refresh(ctx context.Context) error {
-	now := sg.opts.Now()
+	now := sg.opts.now()
 	cur, next := sg.slot(now)
 	for _, nb := range []time.Time{cur, next} {
 		if err := sg.ensure(ctx, nb); err != nil {
@@ -131,16 +138,16 @@ func (sg *Signer) Refresh(ctx context.Context) error {
 	}
 	keys := make([]key, 0, len(stored))
 	for _, k := range stored {
-		if now.Sub(k.NotAfter) > sg.opts.TokenLifetime {
+		if now.Sub(k.NotAfter) > sg.opts.tokenLifetime {
 			if err := sg.store.DeleteSigningKey(ctx, k.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("signer: delete retired key %s: %w", k.ID, err)
 			}
 			continue
 		}
-		if len(sg.opts.KEKs) > 0 && !sealed(k.PrivateKeyDER) {
-			sg.opts.Logger.Warn("a token signing key is stored unsealed, from before a key-encryption key was configured; it is replaced at its rotation", "kid", k.ID, "not_after", k.NotAfter)
+		if len(sg.opts.keks) > 0 && !sealed(k.PrivateKeyDER) {
+			sg.opts.logger.Warn("a token signing key is stored unsealed, from before a key-encryption key was configured; it is replaced at its rotation", "kid", k.ID, "not_after", k.NotAfter)
 		}
-		der, err := open(sg.opts.KEKs, k)
+		der, err := open(sg.opts.keks, k)
 		if err != nil {
 			return err
 		}
@@ -172,12 +179,12 @@ func (sg *Signer) ensure(ctx context.Context, notBefore time.Time) error {
 			return nil
 		}
 	}
-	k, err := generate(notBefore, notBefore.Add(sg.opts.KeyLifetime), sg.opts.Now())
+	k, err := generate(notBefore, notBefore.Add(sg.opts.keyLifetime), sg.opts.now())
 	if err != nil {
 		return err
 	}
-	if len(sg.opts.KEKs) > 0 {
-		if k, err = seal(sg.opts.KEKs[0], k); err != nil {
+	if len(sg.opts.keks) > 0 {
+		if k, err = seal(sg.opts.keks[0], k); err != nil {
 			return err
 		}
 	}
@@ -188,7 +195,7 @@ func (sg *Signer) ensure(ctx context.Context, notBefore time.Time) error {
 	if err != nil {
 		return fmt.Errorf("signer: store new key: %w", err)
 	}
-	sg.opts.Logger.Info("created token signing key", "kid", k.ID, "not_before", k.NotBefore, "not_after", k.NotAfter)
+	sg.opts.logger.Info("created token signing key", "kid", k.ID, "not_before", k.NotBefore, "not_after", k.NotAfter)
 	return nil
 }
 
@@ -257,7 +264,7 @@ var ErrNoKey = errors.New("signer: no current signing key")
 // Sign signs payload (JSON claims) with the current key. withX5T adds the
 // x5t header that Entra puts on v1 tokens.
 func (sg *Signer) Sign(payload []byte, withX5T bool) (string, error) {
-	now := sg.opts.Now()
+	now := sg.opts.now()
 	sg.mu.RLock()
 	var signer jose.Signer
 	for i := len(sg.keys) - 1; i >= 0; i-- {

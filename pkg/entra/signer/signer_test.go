@@ -68,7 +68,7 @@ func TestScheduleRotatesAndRetires(t *testing.T) {
 	day := 24 * time.Hour
 	// An hour into a window: windows are aligned to the Unix epoch.
 	c := &clock{t: time.Unix(0, 0).UTC().Add(2000*day + time.Hour)}
-	sg := signer.New(openStore(t), signer.Options{KeyLifetime: 10 * day, TokenLifetime: 25 * time.Hour, Now: c.now})
+	sg := signer.New(openStore(t), signer.WithKeyLifetime(10*day), signer.WithTokenLifetime(25*time.Hour), signer.WithClock(c.now))
 	if _, err := sg.Sign([]byte(`{}`), false); !errors.Is(err, signer.ErrNoKey) {
 		t.Fatalf("before the first refresh: %v, want ErrNoKey", err)
 	}
@@ -110,7 +110,7 @@ func TestScheduleRotatesAndRetires(t *testing.T) {
 func TestReplicasShareKeys(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	a, b := signer.New(s, signer.Options{}), signer.New(s, signer.Options{})
+	a, b := signer.New(s), signer.New(s)
 	var wg sync.WaitGroup
 	for _, sg := range []*signer.Signer{a, b} {
 		wg.Add(1)
@@ -151,7 +151,7 @@ func (f *failing) ListSigningKeys(ctx context.Context) ([]store.SigningKey, erro
 
 func TestRunRecoversWhenTheStoreComesUp(t *testing.T) {
 	f := &failing{Store: openStore(t)}
-	sg := signer.New(f, signer.Options{RefreshInterval: 120 * time.Millisecond})
+	sg := signer.New(f, signer.WithRefreshInterval(120*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sg.Run(ctx); close(done) }()

@@ -58,12 +58,19 @@ type Server struct {
 }
 
 // New returns the ARM endpoint over s.
-func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, logger *slog.Logger) *Server {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, opts ...Option) *Server {
+	srv := &Server{store: s, auth: auth, parse: parse, logger: slog.New(slog.DiscardHandler), writing: map[string]bool{}}
+	for _, opt := range opts {
+		opt(srv)
 	}
-	return &Server{store: s, auth: auth, parse: parse, logger: logger, writing: map[string]bool{}}
+	return srv
 }
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger, which records the causes of 503s.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
 
 // apiError is ARM's CloudError. Handlers return it, or any other error,
 // which writeError answers.

@@ -27,7 +27,7 @@ import (
 // TestConcurrentCredentialWritesConflict holds one identity's write slot,
 // as a write in flight does, and checks that a second write gets ARM's 409.
 func TestConcurrentCredentialWritesConflict(t *testing.T) {
-	s, st, token := newTestServer(t, nil)
+	s, st, token := newTestServer(t, slog.New(slog.DiscardHandler))
 	mi := store.ManagedIdentity{ID: directory.ManagedIdentityID("sub", "rg", "mi"), TenantID: testTenant, SubscriptionID: "sub", ResourceGroup: "rg",
 		Name: "mi", Location: "westeurope", ClientID: "c1", PrincipalID: "p1"}
 	if err := st.CreateManagedIdentity(context.Background(), mi); err != nil {
@@ -83,8 +83,8 @@ func (racingStore) CreateManagedIdentity(context.Context, store.ManagedIdentity)
 // TestIdentityCreatedConcurrentlyIsConflict: losing the race to create an
 // identity is ARM's 409, not a 503 blaming the backend.
 func TestIdentityCreatedConcurrentlyIsConflict(t *testing.T) {
-	s, st, token := newTestServer(t, nil)
-	s = New(racingStore{st}, s.auth, s.parse, nil)
+	s, st, token := newTestServer(t, slog.New(slog.DiscardHandler))
+	s = New(racingStore{st}, s.auth, s.parse)
 	r := httptest.NewRequest(http.MethodPut, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/new?api-version=2024-11-30", strings.NewReader(`{"location":"westeurope"}`))
 	r.Header.Set("Authorization", "Bearer "+token)
 	w := httptest.NewRecorder()
@@ -120,5 +120,5 @@ func newTestServer(t *testing.T, logger *slog.Logger) (*Server, store.Store, str
 	verifier := &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { return key.Public(), kid == "k" }, Now: time.Now}
 	token := oidcissuer.Sign(t, jose.RS256, key, map[jose.HeaderKey]any{"kid": "k"}, map[string]any{"iss": "https://sts.windows.net/" + testTenant + "/",
 		"aud": "https://management.core.windows.net/", "tid": testTenant, "oid": "o", "appid": "a", "exp": time.Now().Add(time.Hour).Unix()})
-	return New(st, verifier, func(string) error { return nil }, logger), st, token
+	return New(st, verifier, func(string) error { return nil }, WithLogger(logger)), st, token
 }

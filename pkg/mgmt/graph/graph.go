@@ -33,12 +33,19 @@ type Server struct {
 
 // New returns the Graph endpoint over s; tokens are checked by auth and
 // flexible credentials' expressions by parse.
-func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, logger *slog.Logger) *Server {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+func New(s store.Store, auth *apiauth.Verifier, parse directory.ExpressionParser, opts ...Option) *Server {
+	srv := &Server{store: s, auth: auth, parse: parse, now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(srv)
 	}
-	return &Server{store: s, auth: auth, parse: parse, now: time.Now, logger: logger}
+	return srv
 }
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger, which records the causes of 503s.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
 
 // apiError is Graph's error: its status, code and message. Handlers return
 // it, or any other error, which writeError answers.

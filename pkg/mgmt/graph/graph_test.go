@@ -33,7 +33,7 @@ func TestStoreFailureIsGraphs503(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	var logs bytes.Buffer
 	s := New(st, &apiauth.Verifier{Key: func(kid string) (crypto.PublicKey, bool) { return key.Public(), kid == "k" }, Now: time.Now},
-		func(string) error { return nil }, slog.New(slog.NewTextHandler(&logs, nil)))
+		func(string) error { return nil }, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	token := oidcissuer.Sign(t, jose.RS256, key, map[jose.HeaderKey]any{"kid": "k"}, map[string]any{"iss": "https://sts.windows.net/" + tenant + "/",
 		"aud": directory.GraphResource, "tid": tenant, "oid": "o", "appid": "a", "roles": []string{directory.GraphApplicationReadWriteAll},
 		"exp": time.Now().Add(time.Hour).Unix()})

@@ -89,3 +89,80 @@ workload_api {
 		})
 	}
 }
+
+// TestCheckOnSPIREWithECKeys is SPIRE's default key type, ES256 JWT-SVIDs,
+// behind SPIRE's discovery provider reading the server's API: `check issuer`
+// and `check assertion` both give Entra's AADSTS5002738 and the fix.
+func TestCheckOnSPIREWithECKeys(t *testing.T) {
+	bin := spire.Bin(t)
+	dir, err := os.MkdirTemp("", "spire-ec-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	issuer := "https://localhost:" + port
+	d := spire.NewServer(t, bin, dir, issuer, "ec-p256")
+	conf := filepath.Join(dir, "odp.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`log_level = "warn"
+domains = ["localhost"]
+jwt_issuer = "%s"
+set_key_use = true
+serving_cert_file {
+    cert_file_path = "%s"
+    key_file_path = "%s"
+    addr = "127.0.0.1:%s"
+}
+server_api {
+    address = "unix://%s"
+}
+`, issuer, paths.Cert, paths.Key, port, d.ServerSocket)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spire.Start(t, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", conf)
+
+	var report struct {
+		Blocking bool `json:"blocking"`
+		Metadata struct {
+			Keys []struct {
+				KTY string `json:"kty"`
+			} `json:"keys"`
+		} `json:"metadata"`
+		Findings []struct {
+			Code int    `json:"aadsts"`
+			Fix  string `json:"fix"`
+		} `json:"findings"`
+	}
+	var out []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err = exec.CommandContext(ctx, gatewayBin, "check", "issuer", issuer, "--ca", paths.CA, "-o", "json").Output()
+		cancel()
+		if jerr := json.Unmarshal(out, &report); jerr == nil && len(report.Metadata.Keys) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var ec bool
+	for _, f := range report.Findings {
+		ec = ec || f.Code == 5002738 && strings.Contains(f.Fix, `jwt_key_type = "rsa-2048"`)
+	}
+	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 1 || !report.Blocking || !ec || report.Metadata.Keys[0].KTY != "EC" {
+		t.Fatalf("check issuer on an EC issuer: %v\n%s", err, out)
+	}
+
+	svid := strings.TrimSpace(d.MustServer("jwt", "mint", "-spiffeID", workloadID, "-audience", audience))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewayBin, "check", "assertion", "--jwt", "-", "--issuer", issuer, "--subject", workloadID, "--ca", paths.CA)
+	cmd.Stdin = strings.NewReader(svid)
+	out, err = cmd.Output()
+	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 1 || !strings.Contains(string(out), "AADSTS5002738: Invalid JWT token. 'ES256' is not a supported signature algorithm.") {
+		t.Fatalf("check assertion of SPIRE's ES256 JWT-SVID: %v\n%s", err, out)
+	}
+}

@@ -159,6 +159,16 @@ func (p *Process) Log() string {
 // to issuer) and an agent attested with a join token.
 func NewDeployment(t testing.TB, bin, dir, issuer string) *Deployment {
 	t.Helper()
+	d := NewServer(t, bin, dir, issuer, "rsa-2048")
+	d.StartAgent()
+	return d
+}
+
+// NewServer starts a SPIRE server alone, signing JWT-SVIDs with keys of
+// jwtKeyType ("rsa-2048", or SPIRE's default "ec-p256"), jwt_issuer set to
+// issuer.
+func NewServer(t testing.TB, bin, dir, issuer, jwtKeyType string) *Deployment {
+	t.Helper()
 	d := &Deployment{t: t, bin: bin, dir: dir, issuer: issuer,
 		ServerSocket: filepath.Join(dir, "server", "api.sock"),
 		AgentSocket:  filepath.Join(dir, "agent", "public", "api.sock"),
@@ -177,7 +187,7 @@ func NewDeployment(t testing.TB, bin, dir, issuer string) *Deployment {
     trust_domain = "%s"
     data_dir = "%s"
     log_level = "INFO"
-    jwt_key_type = "rsa-2048"
+    jwt_key_type = "%s"
     jwt_issuer = "%s"
 }
 plugins {
@@ -190,13 +200,12 @@ plugins {
     NodeAttestor "join_token" { plugin_data {} }
     KeyManager "memory" { plugin_data {} }
 }
-`, d.port, d.ServerSocket, TrustDomain, filepath.Join(dir, "server", "data"), issuer, filepath.Join(dir, "server", "data", "datastore.sqlite3")))
+`, d.port, d.ServerSocket, TrustDomain, filepath.Join(dir, "server", "data"), jwtKeyType, issuer, filepath.Join(dir, "server", "data", "datastore.sqlite3")))
 	Start(t, dir, filepath.Join(bin, "spire-server"), "run", "-config", conf)
 	d.eventually("the SPIRE server to be healthy", 30*time.Second, func() error {
 		_, err := d.Server("healthcheck")
 		return err
 	})
-	d.StartAgent()
 	return d
 }
 

@@ -252,10 +252,9 @@ metrics:
 	if _, err := provider.Verifier(&oidc.Config{ClientID: "api://AzureADTokenExchange"}).Verify(ctx, fetch().Marshal()); err != nil {
 		t.Fatalf("after the agent came back: %v", err)
 	}
+	// The watcher logs on its own tick, which may come after /readyz turned.
 	for _, want := range []string{"the Workload API is unavailable", "the keys are stale", "the keys are fresh again"} {
-		if !strings.Contains(run.logs(), want) {
-			t.Errorf("the log does not say %q", want)
-		}
+		eventually(t, "the log saying "+want, 5*time.Second, func() bool { return strings.Contains(run.logs(), want) })
 	}
 }
 

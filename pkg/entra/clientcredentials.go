@@ -34,6 +34,7 @@ func (s *Server) clientCredentials(r *http.Request, req tokenRequest) (grant, er
 	if err != nil {
 		return grant{}, err
 	}
+	resourceName = resourceAlias(r, resourceName)
 	res, err := s.resolveResource(ctx, req.tenant, resourceName)
 	if err != nil {
 		return grant{}, err

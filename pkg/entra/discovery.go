@@ -49,6 +49,9 @@ func (s *Server) tenantSegment(r *http.Request) (string, error) {
 	if isMultiTenant(name) {
 		return "{tenantid}", nil
 	}
+	if strings.EqualFold(name, adfs) && s.opts.defaultTenant != "" {
+		name = s.opts.defaultTenant
+	}
 	t, err := s.resolveTenant(r.Context(), name)
 	if err != nil {
 		return "", err
@@ -64,8 +67,17 @@ func isMultiTenant(name string) bool {
 	return false
 }
 
+// adfs is the tenant segment of an ADFS-shaped authority (WithDefaultTenant).
+const adfs = "adfs"
+
 func (s *Server) discovery(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		v2 := version == 2
+		if strings.EqualFold(r.PathValue("tenant"), adfs) {
+			// MSAL reads {authority}/.well-known/openid-configuration for ADFS
+			// and then speaks v2.0 to the token endpoint found there.
+			v2 = true
+		}
 		tid, err := s.tenantSegment(r)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -73,7 +85,7 @@ func (s *Server) discovery(version int) http.HandlerFunc {
 		}
 		base := baseURL(r) + "/" + tid
 		var doc any
-		if version == 2 {
+		if v2 {
 			doc = discoveryV2{
 				TokenEndpoint:                     base + "/oauth2/v2.0/token",
 				TokenEndpointAuthMethodsSupported: authMethods,

@@ -56,6 +56,7 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	if !directory.CheckPassword(user.PasswordHash, req.form.Get("password")) {
 		return grant{}, aadsts.New(aadsts.InvalidUsernameOrPassword, "Error validating credentials due to invalid username or password.")
 	}
+	resourceName = resourceAlias(r, resourceName)
 	res, err := s.resolveResource(ctx, req.tenant, resourceName)
 	if err != nil {
 		return grant{}, err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/google/uuid"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
@@ -126,6 +128,17 @@ func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name strin
 		return resource{}, fmt.Errorf("get resource service principal: %w", err)
 	}
 	return resource{App: app, PrincipalID: sp.ObjectID}, nil
+}
+
+// resourceAlias returns Graph's identifier URI for the gateway's own base
+// URL: az uses its cloud's microsoftGraphResourceId both as Graph's address
+// and as the token resource, and that address is the gateway's. Any other
+// name is returned as it is.
+func resourceAlias(r *http.Request, name string) string {
+	if strings.TrimSuffix(name, "/") == baseURL(r) {
+		return directory.GraphResource
+	}
+	return name
 }
 
 func resourceNotFound(name string, t store.Tenant) error {

@@ -43,6 +43,7 @@ type options struct {
 	tokenLifetime time.Duration
 	maxBody       int64
 	metrics       Metrics
+	defaultTenant string
 }
 
 // Option configures a Server.
@@ -60,6 +61,14 @@ type Metrics interface {
 
 // WithMetrics reports token outcomes to m.
 func WithMetrics(m Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithDefaultTenant names the tenant that the ADFS-shaped authority
+// (https://HOST/adfs) stands for. MSAL for Python, inside az, asks
+// login.microsoftonline.com to validate any other custom authority and
+// cannot be told not to; for an authority whose first path segment is
+// "adfs" it reads only {authority}/.well-known/openid-configuration and
+// posts to the token_endpoint found there, this tenant's v2.0 endpoint.
+func WithDefaultTenant(id string) Option { return func(o *options) { o.defaultTenant = id } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

@@ -179,6 +179,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
 		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
 		KeyEncryption: config.KeyEncryption{KeyFile: kekFile},
+		DefaultTenant: devtenant.TenantID,
 	}
 	cfg.Store.SQLitePath = dbPath
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = paths.Cert, paths.Key

@@ -30,6 +30,9 @@ type EntraOptions struct {
 	AnyIssuerExpressions bool
 	// KEKs seal the token signing keys at rest (signer.WithKEKs).
 	KEKs []*signer.KEK
+	// DefaultTenant is the tenant the ADFS-shaped authority https://HOST/adfs
+	// stands for (entra.WithDefaultTenant); none when empty.
+	DefaultTenant string
 	// Metrics, when set, counts tokens and issuer fetches.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -55,7 +58,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	if opts.IssuerRootCAs != nil {
 		metaOpts = append(metaOpts, issuermeta.WithRootCAs(opts.IssuerRootCAs))
 	}
-	entraOpts := []entra.Option{entra.WithLogger(logger.With("component", "entra"))}
+	entraOpts := []entra.Option{entra.WithLogger(logger.With("component", "entra")), entra.WithDefaultTenant(opts.DefaultTenant)}
 	if opts.Metrics != nil {
 		metaOpts = append(metaOpts, issuermeta.WithFetchObserver(opts.Metrics.IssuerFetch))
 		entraOpts = append(entraOpts, entra.WithMetrics(opts.Metrics))
@@ -67,7 +70,10 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	auth := &apiauth.Verifier{Key: sg.PublicKey, Now: time.Now, Directory: &apiauth.Live{Store: s}}
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", graph.New(s, auth, expression.Check, graph.WithLogger(logger.With("component", "graph"))))
-	mux.Handle("/subscriptions/", arm.New(s, auth, expression.Check, arm.WithLogger(logger.With("component", "arm"))))
+	armServer := arm.New(s, auth, expression.Check, arm.WithLogger(logger.With("component", "arm")))
+	mux.Handle("/subscriptions/", armServer)
+	mux.Handle("/subscriptions", armServer) // az lists them on this exact path
+	mux.HandleFunc("/metadata/endpoints", arm.MetadataEndpoints)
 	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
 	return &Entra{Handler: mux, Signer: sg}
 }
@@ -79,7 +85,7 @@ func (e *Entra) Route(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1.0/"):
 		return "graph"
-	case strings.HasPrefix(r.URL.Path, "/subscriptions/"):
+	case r.URL.Path == "/subscriptions", strings.HasPrefix(r.URL.Path, "/subscriptions/"):
 		return "arm"
 	}
 	return entra.Route(r)

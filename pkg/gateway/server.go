@@ -278,7 +278,8 @@ func (s *Server) newEntra(ctx context.Context) error {
 		return err
 	}
 	s.store = st
-	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, Metrics: s.metrics, Logger: s.logger}
+	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, DefaultTenant: s.cfg.Entra.DefaultTenant,
+		Metrics: s.metrics, Logger: s.logger}
 	if opts.KEKs, err = loadKEKs(s.cfg.Entra.KeyEncryption); err != nil {
 		return err
 	}

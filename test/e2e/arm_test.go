@@ -32,7 +32,7 @@ func TestARMManagedIdentities(t *testing.T) {
 	status, body, _ = a.do("GET", mi, tok, nil)
 	armError(t, "no api-version", status, body, 400, "MissingApiVersionParameter", "api-version query parameter")
 	status, body, _ = a.do("GET", mi+"?api-version=2018-11-30", tok, nil)
-	armError(t, "old api-version", status, body, 400, "InvalidApiVersionParameter", "The supported versions are '2023-01-31,2024-11-30'")
+	armError(t, "old api-version", status, body, 400, "InvalidApiVersionParameter", "The supported versions are '2022-01-31-preview,2023-01-31,2024-11-30'")
 	status, body, _ = a.do("GET", mi+v, tok, nil)
 	armError(t, "absent identity", status, body, 404, "ResourceNotFound", "userAssignedIdentities/batch' under resource group 'batch-rg' was not found")
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The slow end-to-end suites (make e2e): the real Node Azure SDKs, pinned in
-# test/node/package-lock.json, against a development gateway started as a
-# process on free loopback ports; then real SPIRE (built once by
+# test/node/package-lock.json, Debian's Python Azure clients and az
+# (installed by test/python/install.sh), against a development gateway started
+# as a process on free loopback ports and the sidecar's managed-identity
+# endpoint; then real SPIRE (built once by
 # test/spire/build.sh) in front of the gateway; then the image (make image),
 # checked, unpacked with Debian's umoci and run read-only with runc; then a real
 # Kubernetes control plane (built once by test/k8s/build.sh, in the background
@@ -90,6 +92,18 @@ test/python/install.sh
 	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
 	# Debian's interpreter: the one that sees Debian's packages.
 	cd test/python && /usr/bin/python3 -W ignore::ResourceWarning -m unittest -v clients_test
+) || status=$?
+if [ "$status" -ne 0 ]; then
+	echo "== gateway log" >&2
+	tail -n 50 "$work/gateway.log" >&2
+	exit "$status"
+fi
+
+echo "== az: Debian's azure-cli against the gateway and the managed-identity endpoint"
+(
+	loadenv
+	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
+	test/az/az_test.sh
 ) || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "== gateway log" >&2

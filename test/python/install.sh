@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Python Azure clients make e2e runs, from Debian's archive at the
+# Installs the Python Azure clients and az that make e2e runs, from Debian's archive at the
 # versions Debian bookworm ships (azure-identity 1.13.0b2 inside python3-azure,
 # MSAL 1.21, azure-cli 2.45), and does nothing when they are already there.
 # Needs root (apt-get) only when something is missing.

@@ -95,6 +95,12 @@ func (l *Live) read(ctx context.Context, c Caller, resourceAppID string, aud []s
 			continue
 		}
 		app, err := l.Store.GetApplicationByIdentifierURI(ctx, c.TenantID, a)
+		if other, ok := strings.CutSuffix(a, "/"); ok && errors.Is(err, store.ErrNotFound) {
+			// Entra issues a token for https://graph.microsoft.com/ (as az
+			// asks) to the resource named https://graph.microsoft.com, and
+			// keeps the slash in aud.
+			app, err = l.Store.GetApplicationByIdentifierURI(ctx, c.TenantID, other)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:

@@ -27,8 +27,9 @@ import (
 // nothing another application could hold.
 var Audiences = append([]string{directory.ARMAppID}, directory.ARMResources...)
 
-// APIVersions are the api-version values served for managed identities.
-var APIVersions = []string{"2023-01-31", "2024-11-30"}
+// APIVersions are the api-version values served for managed identities
+// (az 2.45 uses the preview).
+var APIVersions = []string{"2022-01-31-preview", "2023-01-31", "2024-11-30"}
 
 // AuthorizationAPIVersions are the api-version values served for role
 // assignments and role definitions (az uses the first).
@@ -158,6 +159,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 	}
 	q := &call{w: w, r: r, caller: caller}
+	if ok, err := s.subscriptions(q); ok {
+		return err
+	}
 	if m := rbacPath.FindStringSubmatch(r.URL.Path); m != nil {
 		if err := checkVersion(r, AuthorizationAPIVersions); err != nil {
 			return err

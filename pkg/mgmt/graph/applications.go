@@ -213,7 +213,8 @@ func (s *Server) writeApplication(q *request, status int, app store.Application)
 	return nil
 }
 
-// listApplications supports $filter on appId and displayName (eq), $top and
+// listApplications supports $filter on appId and displayName (eq), on
+// displayName (startswith, case-insensitive as in Graph), $top and
 // paging through @odata.nextLink.
 func (s *Server) listApplications(q *request) error {
 	apps, err := s.store.ListApplications(q.ctx(), q.caller.TenantID)
@@ -237,12 +238,21 @@ func (s *Server) listApplications(q *request) error {
 	query := q.r.URL.Query()
 	if f := query.Get("$filter"); f != "" {
 		prop, value, ok := parseEqFilter(f)
+		match := func(a store.Application) bool {
+			return (prop == "appId" && a.AppID == value) || (prop == "displayName" && a.DisplayName == value)
+		}
+		if p, v, sw := parseStartsWith(f); sw {
+			prop, value, ok = p, v, p == "displayName"
+			match = func(a store.Application) bool {
+				return strings.HasPrefix(strings.ToLower(a.DisplayName), strings.ToLower(v))
+			}
+		}
 		if !ok || (prop != "appId" && prop != "displayName") {
 			return badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '%s' of resource 'Application'.", prop)
 		}
 		var kept []store.Application
 		for _, a := range apps {
-			if (prop == "appId" && a.AppID == value) || (prop == "displayName" && a.DisplayName == value) {
+			if match(a) {
 				kept = append(kept, a)
 			}
 		}

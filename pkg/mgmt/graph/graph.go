@@ -87,7 +87,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := r.Header.Get("client-request-id"); c != "" {
 		w.Header().Set("client-request-id", c)
 	}
-	caller, err := s.auth.Verify(r, directory.GraphAppID, directory.GraphResource, directory.GraphAppID)
+	// Entra keeps the resource as asked: az and others ask with a slash.
+	caller, err := s.auth.Verify(r, directory.GraphAppID, directory.GraphResource, directory.GraphResource+"/", directory.GraphAppID)
 	if err != nil && !errors.Is(err, apiauth.ErrMissing) && !errors.Is(err, apiauth.ErrInvalid) {
 		s.writeError(q, err) // the directory could not be asked
 		return

@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -10,11 +11,13 @@ import (
 )
 
 type spJSON struct {
-	Context     string          `json:"@odata.context,omitempty"`
-	ID          string          `json:"id"`
-	AppID       string          `json:"appId"`
-	DisplayName string          `json:"displayName"`
-	AppRoles    []store.AppRole `json:"appRoles"`
+	Context               string          `json:"@odata.context,omitempty"`
+	ID                    string          `json:"id"`
+	AppID                 string          `json:"appId"`
+	DisplayName           string          `json:"displayName"`
+	AccountEnabled        bool            `json:"accountEnabled"`
+	ServicePrincipalNames []string        `json:"servicePrincipalNames"`
+	AppRoles              []store.AppRole `json:"appRoles"`
 }
 
 type assignmentJSON struct {
@@ -36,17 +39,23 @@ func (s *Server) servicePrincipals(q *request, segs []string) error {
 			if err != nil {
 				return err
 			}
-			var filterAppID string
+			match := func(spJSON) bool { return true }
 			if f := q.r.URL.Query().Get("$filter"); f != "" {
 				prop, value, ok := parseEqFilter(f)
-				if !ok || prop != "appId" {
+				match = func(sp spJSON) bool { return sp.AppID == value }
+				if coll, v, anyEq := parseAnyEq(f); anyEq {
+					// az ad sp create looks for the application's principal by name.
+					prop, ok = coll, coll == "servicePrincipalNames"
+					match = func(sp spJSON) bool { return slices.Contains(sp.ServicePrincipalNames, v) }
+				}
+				if !ok || (prop != "appId" && prop != "servicePrincipalNames") {
 					return badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '%s' of resource 'ServicePrincipal'.", prop)
 				}
-				filterAppID = value
 			}
 			out := []spJSON{}
 			for _, sp := range sps {
-				if filterAppID != "" && sp.AppID != filterAppID {
+				j := s.spJSON(q, sp)
+				if !match(j) {
 					continue
 				}
 				if q.ownedOnly {
@@ -56,16 +65,22 @@ func (s *Server) servicePrincipals(q *request, segs []string) error {
 						continue
 					}
 				}
-				out = append(out, s.spJSON(q, sp))
+				out = append(out, j)
 			}
 			writeJSON(q.w, http.StatusOK, map[string]any{"@odata.context": base(q.r) + "servicePrincipals", "value": out})
 			return nil
 		case http.MethodPost:
 			var in struct {
-				AppID string `json:"appId"`
+				AppID          string `json:"appId"`
+				AccountEnabled *bool  `json:"accountEnabled"`
 			}
 			if aerr := decode(q.r, &in); aerr != nil {
 				return aerr
+			}
+			if in.AccountEnabled != nil && !*in.AccountEnabled {
+				// The gateway keeps no disabled principals: say so rather than
+				// create one that signs in.
+				return badRequest("Request_BadRequest", "Property 'accountEnabled' can only be true here: disabled service principals are not supported.")
 			}
 			app, err := s.store.GetApplicationByAppID(q.ctx(), tenant, in.AppID)
 			if errors.Is(err, store.ErrNotFound) {
@@ -150,9 +165,13 @@ func (s *Server) ownsPrincipal(q *request, sp store.ServicePrincipal) (bool, err
 
 // spJSON shows a service principal with its application's roles.
 func (s *Server) spJSON(q *request, sp store.ServicePrincipal) spJSON {
-	out := spJSON{ID: sp.ObjectID, AppID: sp.AppID, DisplayName: sp.DisplayName, AppRoles: []store.AppRole{}}
-	if app, err := s.store.GetApplicationByAppID(q.ctx(), sp.TenantID, sp.AppID); err == nil && app.AppRoles != nil {
-		out.AppRoles = app.AppRoles
+	out := spJSON{ID: sp.ObjectID, AppID: sp.AppID, DisplayName: sp.DisplayName, AccountEnabled: true,
+		ServicePrincipalNames: []string{sp.AppID}, AppRoles: []store.AppRole{}}
+	if app, err := s.store.GetApplicationByAppID(q.ctx(), sp.TenantID, sp.AppID); err == nil {
+		if app.AppRoles != nil {
+			out.AppRoles = app.AppRoles
+		}
+		out.ServicePrincipalNames = append(out.ServicePrincipalNames, app.IdentifierURIs...)
 	}
 	return out
 }

@@ -101,6 +101,10 @@ type Entra struct {
 	// credentials for every issuer, which Entra does for GitHub, GitLab
 	// and Terraform Cloud only.
 	AllowFlexibleCredentialsForAnyIssuer bool `json:"allow_flexible_credentials_for_any_issuer"`
+	// DefaultTenant is the tenant the ADFS-shaped authority
+	// https://HOST/adfs stands for, the only custom authority az 2.45 can
+	// use; none when empty.
+	DefaultTenant string `json:"default_tenant"`
 	// KeyEncryption seals the token signing keys at rest.
 	KeyEncryption KeyEncryption `json:"key_encryption"`
 }

@@ -230,3 +230,22 @@ func TestWebhookTLSAuto(t *testing.T) {
 		t.Errorf("NOTES do not say how a pod opts in:\n%s", r.Notes)
 	}
 }
+
+// TestWebhookRollsOnConfig: any value the configuration file holds rolls
+// the webhook's pods, not only webhook.*; on OpenShift the sidecar leaves
+// the user to the namespace's range.
+func TestWebhookRollsOnConfig(t *testing.T) {
+	checksum := func(values map[string]any) string {
+		d := find[*appsv1.Deployment](t, render(t, values), "Deployment", "-webhook")
+		return d.Spec.Template.Annotations["checksum/config"]
+	}
+	on := map[string]any{"webhook": map[string]any{"enabled": true}}
+	hostPath := map[string]any{"webhook": map[string]any{"enabled": true}, "workloadAPI": map[string]any{"mode": "hostPath"}}
+	if checksum(on) == checksum(hostPath) {
+		t.Error("a change of workloadAPI does not roll the webhook's pods")
+	}
+	r := render(t, map[string]any{"webhook": map[string]any{"enabled": true}, "global": map[string]any{"openshift": true}})
+	if sc := webhookConfig(t, r).Injection.Sidecar.SecurityContext; sc.RunAsUser != nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Errorf("OpenShift sidecar security context %+v", sc)
+	}
+}

@@ -197,3 +197,50 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "seg.kekSecretName" -}}
 {{- default (printf "%s-kek" (include "seg.fullname" .)) .Values.entra.keyEncryption.existingSecret -}}
 {{- end -}}
+
+{{/* The webhook's configuration file (pkg/workload/webhook.Config). */}}
+{{- define "seg.webhook.config" -}}
+{{- $name := include "seg.webhook.name" . -}}
+{{- $mode := include "seg.webhook.tlsMode" . -}}
+{{- $excluded := include "seg.webhook.excluded" . | fromJsonArray -}}
+{{- $svc := printf "%s.%s.svc" $name (include "seg.namespace" .) -}}
+{{- $sidecarImage := include "seg.image" . -}}
+{{- if or .Values.webhook.sidecar.image.repository .Values.webhook.sidecar.image.tag -}}
+{{- $registry := dig "spire" "image" "registry" "" .Values.global | default .Values.image.registry -}}
+{{- $sidecarImage = printf "%s/%s:%s" $registry (default .Values.image.repository .Values.webhook.sidecar.image.repository) (default (default .Chart.AppVersion .Values.image.tag) .Values.webhook.sidecar.image.tag) -}}
+{{- end -}}
+{{- $sidecarContext := deepCopy .Values.webhook.sidecar.securityContext -}}
+{{- if dig "openshift" false .Values.global -}}
+{{- $sidecarContext = omit $sidecarContext "runAsUser" "runAsGroup" -}}
+{{- end -}}
+logLevel: {{ .Values.logLevel }}
+listenAddr: ":9443"
+healthAddr: ":8008"
+namespace: {{ include "seg.namespace" $ }}
+excludedNamespaces: {{ toJson $excluded }}
+tls:
+  {{- if eq $mode "certManager" }}
+  certFile: /tls/tls.crt
+  keyFile: /tls/tls.key
+  {{- else }}
+  selfManaged:
+    webhookConfiguration: {{ include "seg.webhook.configurationName" . }}
+    dnsNames: [{{ $svc }}, {{ printf "%s.%s" $svc (include "seg.clusterDomain" $) }}]
+    validity: {{ .Values.webhook.tls.selfManaged.validity }}
+  {{- end }}
+injection:
+  sidecar:
+    image: {{ $sidecarImage | quote }}
+    imagePullPolicy: {{ .Values.webhook.sidecar.image.pullPolicy }}
+    healthPort: {{ .Values.webhook.sidecar.healthPort }}
+    identityEndpointPort: {{ .Values.webhook.sidecar.identityEndpointPort }}
+    resources: {{ toJson .Values.webhook.sidecar.resources }}
+    securityContext: {{ toJson $sidecarContext }}
+  workloadAPI:
+    mode: {{ .Values.workloadAPI.mode }}
+    csiDriver: {{ .Values.workloadAPI.csiDriverName }}
+    hostPath: {{ .Values.workloadAPI.hostPath }}
+    socketName: {{ .Values.workloadAPI.socketName }}
+  defaults: {{ toJson .Values.webhook.defaults }}
+  allowMissingClientID: {{ .Values.webhook.allowMissingClientID }}
+{{- end -}}

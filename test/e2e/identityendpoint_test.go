@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/identityendpoint"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
 )
 
 // TestManagedIdentityCredentialOnTheIdentityEndpoint: azidentity's
@@ -99,4 +103,53 @@ func TestManagedIdentityCredentialOnTheIdentityEndpoint(t *testing.T) {
 	if n := svids.Load(); n != 2 {
 		t.Errorf("%d JWT-SVIDs fetched, want 2 (one per exchange; the rest from the cache)", n)
 	}
+}
+
+// BenchmarkIdentityEndpoint: what a managed-identity request costs through
+// the sidecar's endpoint, over loopback HTTP. cached: the token is in the
+// endpoint's cache. first-exchange: a new endpoint each time, so every
+// request fetches a JWT-SVID from the development Workload API and exchanges
+// it at the development gateway over TLS.
+func BenchmarkIdentityEndpoint(b *testing.B) {
+	gw := devgw.Run(b)
+	info := gw.Info
+	newEndpoint := func() *identityendpoint.Server {
+		e, err := identityendpoint.New(identityendpoint.Config{
+			AuthorityHost: info.AuthorityHost, TenantID: info.TenantID, ClientID: info.ClientID,
+			Header: "bench-identity-header-0123456789", HTTPClient: gw.Client,
+			Assertion: func(ctx context.Context) (string, error) { return fetchSVID(ctx, info.WorkloadSocket) },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return e
+	}
+	var current atomic.Pointer[identityendpoint.Server]
+	current.Store(newEndpoint())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
+	defer srv.Close()
+	url := srv.URL + identityendpoint.IMDSPath + "?api-version=2018-02-01&resource=" + strings.TrimSuffix(info.Scope, "/.default")
+	get := func() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Metadata", "true")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	b.Run("cached", func(b *testing.B) {
+		get()
+		latency.Measure(b, get)
+	})
+	b.Run("first-exchange", func(b *testing.B) {
+		latency.Measure(b, func() {
+			current.Store(newEndpoint())
+			get()
+		})
+	})
 }

@@ -57,7 +57,7 @@ func resourceFromRequest(req tokenRequest) (string, error) {
 	}
 	raw := req.form.Get("scope")
 	if raw == "" {
-		return "", aadsts.New(aadsts.MissingScope, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.")
+		return "", aadsts.New(aadsts.MissingCredentialField, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.")
 	}
 	var resources []string
 	for _, sc := range strings.Fields(raw) {

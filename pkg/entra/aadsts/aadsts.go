@@ -33,7 +33,7 @@ func (e *Error) Error() string {
 // error 400, temporarily_unavailable 503.
 const (
 	MissingParameter            = 900144
-	MissingScope                = 90014 // the client credentials grant's missing scope; 900144 is every other missing field
+	MissingCredentialField      = 90014 // scope of client credentials, iss or aud of an assertion; 900144 is every other missing parameter
 	MissingServicePrincipal     = 7000229
 	InvalidJWTHeaderType        = 5002727
 	NoKeyIdentifier             = 5002723
@@ -82,7 +82,7 @@ type kind struct {
 
 var kinds = map[int]kind{
 	MissingParameter:            {"invalid_request", 400, false},
-	MissingScope:                {"invalid_request", 400, false},
+	MissingCredentialField:      {"invalid_request", 400, true},
 	MissingServicePrincipal:     {"invalid_client", 401, false},
 	InvalidJWTHeaderType:        {"invalid_request", 400, false},
 	NoKeyIdentifier:             {"invalid_client", 401, true},

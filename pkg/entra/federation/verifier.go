@@ -6,7 +6,8 @@
 // reports for it:
 //
 //  1. size, compact JWS form, algorithm (never none or HMAC);
-//  2. the unverified iss, sub and aud; tokens Entra issued are refused;
+//  2. the unverified iss, sub and aud (iss and aud required); tokens
+//     Entra issued are refused;
 //  3. matching against the client's credentials: any at all, then issuer,
 //     then audience, then subject or expression;
 //  4. the signing key, fetched only for the matched issuer, and the signature;
@@ -130,6 +131,14 @@ func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.F
 	var all map[string]any
 	if err := tok.UnsafeClaimsWithoutVerification(&c, &all); err != nil {
 		return nil, malformed()
+	}
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{{"iss", c.Issuer == ""}, {"aud", len(c.Audience) == 0}} {
+		if f.missing {
+			return nil, aadsts.New(aadsts.MissingCredentialField, "The required field '%s' is missing from the credential. Ensure that you have all the necessary parameters for the login request.", f.name)
+		}
 	}
 	if u, err := url.Parse(c.Issuer); err == nil && issuermeta.IsEntraHost(u.Hostname()) {
 		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")

@@ -71,7 +71,7 @@ func TestKeyEncryptionKey(t *testing.T) {
 	}
 	gatewayConfig(t, r)
 
-	r = render(t, map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"existingSecret": "my-kek"}}})
+	r = render(t, chart.Values("key-encryption-existing-secret"))
 	if _, ok := r.Find("Secret", "-kek"); ok {
 		t.Error("a Secret is generated although one is named")
 	}
@@ -79,7 +79,7 @@ func TestKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("the pod's key from the named Secret: %+v", e)
 	}
 
-	r = render(t, map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"allowUnencrypted": true}}})
+	r = render(t, chart.Values("key-encryption-off"))
 	if _, ok := r.Find("Secret", "-kek"); ok || kekEnv(deployment(t, r)) != nil {
 		t.Error("a key although allowUnencrypted is set")
 	}
@@ -388,6 +388,25 @@ func TestDiscoveryProviderAlone(t *testing.T) {
 	for _, p := range deployment(t, r).Spec.Template.Spec.Containers[0].Ports {
 		if p.Name == "entra" {
 			t.Error("an entra port without the Entra endpoint")
+		}
+	}
+}
+
+// TestLongReleaseName: with the longest release name Helm allows, every
+// Service name, suffix included, is a DNS label of at most 63 characters.
+func TestLongReleaseName(t *testing.T) {
+	values := chart.Values("seed-and-optional-objects")
+	values["webhook"] = map[string]any{"enabled": true}
+	r, _, err := chart.RenderRelease(chartDir, strings.Repeat("r", 53), values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kinds()["Service"] != 4 {
+		t.Fatalf("%d Services", r.Kinds()["Service"])
+	}
+	for _, o := range r.Objects {
+		if o.Kind == "Service" && len(o.Name) > 63 {
+			t.Errorf("Service %s: %d characters", o.Name, len(o.Name))
 		}
 	}
 }

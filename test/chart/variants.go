@@ -82,6 +82,8 @@ func Variants() []Variant {
 			},
 			"entra": map[string]any{"issuerCA": map[string]any{"configMap": "spire-bundle"}},
 		}},
+		{"key-encryption-existing-secret", map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"existingSecret": "my-kek"}}}},
+		{"key-encryption-off", map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"allowUnencrypted": true}}}},
 		{"webhook-self-managed", map[string]any{"webhook": map[string]any{"enabled": true, "excludedNamespaces": []any{"infra"}}}},
 		{"webhook-cert-manager", map[string]any{"webhook": map[string]any{"enabled": true, "replicaCount": 1, "failurePolicy": "Ignore",
 			"tls": map[string]any{"mode": "certManager"}, "sidecar": map[string]any{"image": map[string]any{"tag": "9.9.9"}}},

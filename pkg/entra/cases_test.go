@@ -7,14 +7,12 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +20,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"sigs.k8s.io/yaml"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/seed"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/signer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
 )
 
@@ -84,50 +78,8 @@ type entraCase struct {
 	} `json:"want"`
 }
 
-const (
-	caseWorkload = "spiffe://example.org/ns/payments/sa/worker"
-	caseNoSP     = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
-)
-
-const caseSeed = `
-tenants:
-  - id: ` + tenantID + `
-    displayName: Contoso
-    domains: [contoso.example]
-    applications:
-      - name: payments-api
-        appId: ` + apiAppID + `
-        identifierUris: [api://payments]
-        accessTokenAcceptedVersion: 2
-        appRoles: [{value: Payments.Read}]
-      - name: legacy-api
-        appId: ` + v1AppID + `
-        identifierUris: [https://legacy.contoso.example]
-        appRoles: [{value: Legacy.Read}]
-      - name: worker
-        appId: ` + clientID + `
-        clientSecretFiles: [SECRETFILE]
-        certificateFiles: [CERTFILE]
-        federatedCredentials:
-          - {name: spiffe-worker, issuer: "ISSUER", subject: "` + caseWorkload + `"}
-        roleAssignments:
-          - {resource: api://payments, role: Payments.Read}
-          - {resource: legacy-api, role: Legacy.Read}
-      - name: no-credentials
-        appId: 7e9c4a5d-bf71-4cad-84a2-8b5fad2c3e67
-        clientSecretFiles: [SECRETFILE]
-      - name: offline-issuer
-        appId: 8f0d5b6e-c082-4dbe-95b3-9c6a0e3d4f78
-        federatedCredentials:
-          - {name: gone, issuer: "https://127.0.0.1:9", subject: "` + caseWorkload + `"}
-    managedIdentities:
-      - name: batch
-        subscriptionId: 0d5c3e1f-7a2b-4c9d-8e6f-1a2b3c4d5e6f
-        resourceGroup: rg
-        clientId: ` + miClient + `
-        federatedCredentials:
-          - {name: k8s, issuer: "ISSUER", subject: "system:serviceaccount:batch:runner"}
-`
+// caseNoSP is an application without a service principal.
+const caseNoSP = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
 
 // TestEntraCases drives every row of testdata/cases.yaml through the real
 // token endpoint, the real federation verifier and a real issuer.
@@ -164,7 +116,7 @@ func TestEntraCases(t *testing.T) {
 		}
 		names[tc.Name] = true
 		t.Run(tc.Name, func(t *testing.T) {
-			claims := map[string]any{"iss": is.URL, "sub": caseWorkload, "aud": []string{"api://AzureADTokenExchange"},
+			claims := map[string]any{"iss": is.URL, "sub": "spiffe://example.org/worker", "aud": []string{"api://AzureADTokenExchange"},
 				"iat": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(5 * time.Minute).Unix()}
 			edit(t, claims, tc.Claims, vars)
 			k, ok := keys[map[bool]string{true: "rsa", false: tc.Key}[tc.Key == ""]]
@@ -300,43 +252,16 @@ func edit(t *testing.T, m, edits map[string]any, vars *strings.Replacer) {
 	}
 }
 
-// caseServer is the token endpoint over the case seed, with the real
-// verifier trusting is, and an application without a service principal.
+// caseServer is the token endpoint over the test seed, its federated
+// credentials naming is, with the real verifier trusting is, and an
+// application without a service principal.
 func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "db.sqlite"))
-	if err != nil {
+	f := startFixture(t, federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)))), is.URL)
+	if err := f.store.CreateApplication(context.Background(), store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	secretFile := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(dir, "worker.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCert.cert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "CERTFILE", certFile, "ISSUER", is.URL).Replace(caseSeed)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := (&seed.Applier{Store: s, ParseExpression: func(string) error { return nil }}).Apply(ctx, f); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	sg := signer.New(s)
-	if err := sg.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	v := federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is))))
-	srv := httptest.NewTLSServer(entra.New(s, v, sg).Handler())
-	t.Cleanup(srv.Close)
-	return srv
+	return f.srv
 }
 
 // certificateCase signs the client's own assertion for the token endpoint

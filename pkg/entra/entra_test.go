@@ -60,10 +60,17 @@ tenants:
         clientSecretFiles: [SECRETFILE]
         certificateFiles: [CERTFILE]
         federatedCredentials:
-          - {name: spiffe-worker, issuer: "https://oidc.example.org", subject: "spiffe://example.org/worker"}
+          - {name: spiffe-worker, issuer: "ISSUER", subject: "spiffe://example.org/worker"}
         roleAssignments:
           - {resource: api://payments, role: Payments.Read}
           - {resource: legacy-api, role: Legacy.Read}
+      - name: no-credentials
+        appId: 7e9c4a5d-bf71-4cad-84a2-8b5fad2c3e67
+        clientSecretFiles: [SECRETFILE]
+      - name: offline-issuer
+        appId: 8f0d5b6e-c082-4dbe-95b3-9c6a0e3d4f78
+        federatedCredentials:
+          - {name: gone, issuer: "https://127.0.0.1:9", subject: "spiffe://example.org/worker"}
     users:
       - {userPrincipalName: Ada@contoso.example, displayName: Ada Lovelace, passwordFile: PASSWORDFILE}
     managedIdentities:
@@ -72,7 +79,7 @@ tenants:
         resourceGroup: rg
         clientId: ` + miClient + `
         federatedCredentials:
-          - {name: k8s, issuer: "https://kubernetes.default.svc", subject: "system:serviceaccount:batch:runner"}
+          - {name: k8s, issuer: "ISSUER", subject: "system:serviceaccount:batch:runner"}
 `
 
 // fakeVerifier stands in for the federation verifier, whose rules have
@@ -96,6 +103,16 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	v := &fakeVerifier{}
+	f := startFixture(t, v, "https://oidc.example.org")
+	f.verifier = v
+	return f
+}
+
+// startFixture serves the seed, whose federated credentials name issuer,
+// with v checking federated assertions.
+func startFixture(t *testing.T, v entra.AssertionVerifier, issuer string) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "db.sqlite"))
 	if err != nil {
@@ -113,7 +130,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(passwordFile, []byte(password), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "CERTFILE", certFile, "PASSWORDFILE", passwordFile).Replace(seedYAML)))
+	f, err := seed.Parse([]byte(strings.NewReplacer("SECRETFILE", secretFile, "CERTFILE", certFile, "PASSWORDFILE", passwordFile, "ISSUER", issuer).Replace(seedYAML)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +142,9 @@ func newFixture(t *testing.T) *fixture {
 	if err := sg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	v := &fakeVerifier{}
 	srv := httptest.NewTLSServer(entra.New(s, v, sg).Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, verifier: v, store: s, signer: sg}
+	return &fixture{srv: srv, store: s, signer: sg}
 }
 
 func (f *fixture) post(t *testing.T, path string, form url.Values, edit func(*http.Request)) (*http.Response, map[string]any) {

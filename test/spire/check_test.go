@@ -54,27 +54,7 @@ workload_api {
 				t.Fatal(err)
 			}
 			spire.Start(t, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", conf)
-			var report struct {
-				Blocking   bool `json:"blocking"`
-				UsableKeys int  `json:"usable_keys"`
-				Findings   []struct {
-					Severity string `json:"severity"`
-					Code     int    `json:"aadsts"`
-					What     string `json:"finding"`
-					Fix      string `json:"fix"`
-				} `json:"findings"`
-			}
-			var out []byte
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				out, err = exec.CommandContext(ctx, gatewayBin, "check", "issuer", issuer, "--ca", paths.CA, "-o", "json").Output()
-				cancel()
-				if jerr := json.Unmarshal(out, &report); jerr == nil && report.UsableKeys > 0 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(200 * time.Millisecond) // the provider is starting or has no keys yet
-			}
+			report, out, err := checkIssuer(t, issuer, paths.CA)
 			if err != nil || report.Blocking || report.UsableKeys != 1 {
 				t.Fatalf("check issuer: %v\n%s", err, out)
 			}
@@ -125,29 +105,7 @@ server_api {
 	}
 	spire.Start(t, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", conf)
 
-	var report struct {
-		Blocking bool `json:"blocking"`
-		Metadata struct {
-			Keys []struct {
-				KTY string `json:"kty"`
-			} `json:"keys"`
-		} `json:"metadata"`
-		Findings []struct {
-			Code int    `json:"aadsts"`
-			Fix  string `json:"fix"`
-		} `json:"findings"`
-	}
-	var out []byte
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		out, err = exec.CommandContext(ctx, gatewayBin, "check", "issuer", issuer, "--ca", paths.CA, "-o", "json").Output()
-		cancel()
-		if jerr := json.Unmarshal(out, &report); jerr == nil && len(report.Metadata.Keys) > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	report, out, err := checkIssuer(t, issuer, paths.CA)
 	var ec bool
 	for _, f := range report.Findings {
 		ec = ec || f.Code == 5002738 && strings.Contains(f.Fix, `jwt_key_type = "rsa-2048"`)
@@ -164,5 +122,44 @@ server_api {
 	out, err = cmd.Output()
 	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 1 || !strings.Contains(string(out), "AADSTS5002738: Invalid JWT token. 'ES256' is not a supported signature algorithm.") {
 		t.Fatalf("check assertion of SPIRE's ES256 JWT-SVID: %v\n%s", err, out)
+	}
+}
+
+// issuerReport is the part of `check issuer -o json` the tests read.
+type issuerReport struct {
+	Blocking   bool `json:"blocking"`
+	UsableKeys int  `json:"usable_keys"`
+	Metadata   struct {
+		Keys []struct {
+			KTY string `json:"kty"`
+		} `json:"keys"`
+	} `json:"metadata"`
+	Findings []struct {
+		Severity string `json:"severity"`
+		Code     int    `json:"aadsts"`
+		What     string `json:"finding"`
+		Fix      string `json:"fix"`
+	} `json:"findings"`
+}
+
+// checkIssuer runs `check issuer` against a discovery provider that is
+// starting, until its JWKS lists a key or 30 seconds pass, and returns the
+// report, the output and the command's error.
+func checkIssuer(t *testing.T, issuer, ca string) (issuerReport, []byte, error) {
+	t.Helper()
+	var (
+		report issuerReport
+		out    []byte
+		err    error
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err = exec.CommandContext(ctx, gatewayBin, "check", "issuer", issuer, "--ca", ca, "-o", "json").Output()
+		cancel()
+		if jerr := json.Unmarshal(out, &report); jerr == nil && len(report.Metadata.Keys) > 0 || time.Now().After(deadline) {
+			return report, out, err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

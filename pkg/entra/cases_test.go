@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"sigs.k8s.io/yaml"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
@@ -78,8 +79,13 @@ type entraCase struct {
 	} `json:"want"`
 }
 
-// caseNoSP is an application without a service principal.
-const caseNoSP = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
+// caseNoSP is an application without a service principal, caseNoFICs one
+// without federated credentials, which also holds caseExpiredSecret.
+const (
+	caseNoSP          = "6e9d4b5c-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
+	caseNoFICs        = "7e9c4a5d-bf71-4cad-84a2-8b5fad2c3e67"
+	caseExpiredSecret = "a-secret-that-expired-yesterday-0123456789"
+)
 
 // TestEntraCases drives every row of testdata/cases.yaml through the real
 // token endpoint, the real federation verifier and a real issuer.
@@ -108,7 +114,7 @@ func TestEntraCases(t *testing.T) {
 	}{"rsa": {is.RSA, is.RSAKID}, "ec": {is.EC, is.ECKID}, "rsa1024": {small, "rsa-1024"}, "stranger": {stranger, is.RSAKID}}
 	srv := caseServer(t, is)
 	vars := strings.NewReplacer("$TENANT", tenantID, "$CLIENT", clientID, "$SECRET", secret, "$ISSUER", is.URL, "$NO_SP", caseNoSP,
-		"$MI", miClient, "$API", apiAppID, "$BASE", srv.URL, "$UPPER_ISSUER", strings.ToUpper(is.URL))
+		"$MI", miClient, "$NO_FICS", caseNoFICs, "$EXPIRED", caseExpiredSecret, "$API", apiAppID, "$BASE", srv.URL, "$UPPER_ISSUER", strings.ToUpper(is.URL))
 	names := map[string]bool{}
 	for _, tc := range cases {
 		if tc.Name == "" || tc.Source == "" || names[tc.Name] {
@@ -258,7 +264,21 @@ func edit(t *testing.T, m, edits map[string]any, vars *strings.Replacer) {
 func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	t.Helper()
 	f := startFixture(t, federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)))), is.URL)
-	if err := f.store.CreateApplication(context.Background(), store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
+	ctx := context.Background()
+	if err := f.store.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The application without federated credentials also holds a secret
+	// that expired yesterday: $EXPIRED.
+	app, err := f.store.GetApplicationByAppID(ctx, tenantID, caseNoFICs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := directory.HashedSecret(app.ObjectID, "expired", caseExpiredSecret, time.Now().Add(-48*time.Hour), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.AddPasswordCredential(ctx, expired); err != nil {
 		t.Fatal(err)
 	}
 	return f.srv

@@ -27,6 +27,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	seedFile := fs.String("seed", "", "declarative seed file (YAML) applied at start and whenever it changes; see docs/seed.md")
 	anyIssuerExprs := fs.Bool("allow-flexible-credentials-for-any-issuer", false,
 		"honour claimsMatchingExpression credentials for every issuer; Entra honours them for GitHub, GitLab and Terraform Cloud only")
+	entraHostNames := fs.Bool("entra-host-names", false,
+		"with --dev: the development certificate also names login.microsoftonline.com, login.windows.net, sts.windows.net, management.azure.com and graph.microsoft.com, "+
+			"so that clients with their defaults work where those names resolve to this gateway (a private hosts file); development and CI only")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -40,6 +43,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *dev && *configFile != "":
 		fmt.Fprintln(stderr, "serve: --dev and --config exclude each other: --dev runs on embedded defaults")
+		return 2
+	case *entraHostNames && !*dev:
+		fmt.Fprintln(stderr, "serve: --entra-host-names is for --dev only: a gateway from --config answers as Entra's host names "+
+			"only with a certificate for them that you provide and entra.stand_in_for_entra: true (docs/configuration.md)")
 		return 2
 	case *configFile != "":
 		return serveConfig(ctx, *configFile, stderr)
@@ -55,7 +62,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := gateway.NewDev(ctx, gateway.DevOptions{
 		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, HealthAddr: *healthAddr, MetricsAddr: *metricsAddr, SeedFile: *seedFile,
-		AnyIssuerExpressions: *anyIssuerExprs, Logger: logger,
+		AnyIssuerExpressions: *anyIssuerExprs, EntraHostNames: *entraHostNames, Logger: logger,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)

@@ -41,7 +41,12 @@ type DevOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer;
 	// Entra honours them for GitHub, GitLab and Terraform Cloud only.
 	AnyIssuerExpressions bool
-	Logger               *slog.Logger
+	// EntraHostNames puts EntraHostNames in the development certificate and
+	// sets entra.stand_in_for_entra, so that clients with their defaults
+	// reach this gateway where those names resolve to it (a private hosts
+	// file, a pod's hostAliases): for development and CI only.
+	EntraHostNames bool
+	Logger         *slog.Logger
 }
 
 // seedInterval is how often a gateway retries its seed and checks its seed
@@ -132,7 +137,11 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		}
 	}()
 
-	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())
+	var names []string
+	if opts.EntraHostNames {
+		names = EntraHostNames
+	}
+	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now(), names...)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +188,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
 		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
 		KeyEncryption: config.KeyEncryption{KeyFile: kekFile},
-		DefaultTenant: devtenant.TenantID,
+		DefaultTenant: devtenant.TenantID, StandInForEntra: opts.EntraHostNames,
 	}
 	cfg.Store.SQLitePath = dbPath
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = paths.Cert, paths.Key

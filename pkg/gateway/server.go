@@ -100,6 +100,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			return nil, err
 		}
 		tlsConfig = s.files.Config()
+		if err := checkEntraHostNames(cfg, logger); err != nil {
+			return nil, err
+		}
 	case "spiffe":
 		// Without a registration entry the agent never answers: say what
 		// the start is waiting for.

@@ -111,6 +111,9 @@ if [ "$status" -ne 0 ]; then
 	exit "$status"
 fi
 
+echo "== Entra's own host names: clients with their defaults, in a namespace of their own"
+test/hostnames/run.sh "$bin"
+
 echo "== real SPIRE: server, agent and the gateway's discovery provider"
 spire_bin=$(test/spire/build.sh)
 GATEWAY_TEST_SPIRE_BIN=$spire_bin GATEWAY_BIN=$bin go test -count=1 -v ./test/spire/

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -42,8 +43,9 @@ type Paths struct {
 }
 
 // Ensure returns the development CA and leaf in dir, creating them if any
-// file is missing. The leaf is renewed when less than 30 days remain.
-func Ensure(dir string, now time.Time) (Paths, tls.Certificate, error) {
+// file is missing. The leaf is renewed when less than 30 days remain, or
+// when it does not name every one of extraDNSNames (beside DNSNames).
+func Ensure(dir string, now time.Time, extraDNSNames ...string) (Paths, tls.Certificate, error) {
 	p := Paths{CA: filepath.Join(dir, CAFile), Cert: filepath.Join(dir, CertFile), Key: filepath.Join(dir, KeyFile)}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, tls.Certificate{}, fmt.Errorf("devcert: create %s: %w", dir, err)
@@ -53,7 +55,8 @@ func Ensure(dir string, now time.Time) (Paths, tls.Certificate, error) {
 		return p, tls.Certificate{}, err
 	}
 	if leaf, err := tls.LoadX509KeyPair(p.Cert, p.Key); err == nil && leaf.Leaf != nil &&
-		leaf.Leaf.CheckSignatureFrom(caCert) == nil && leaf.Leaf.NotAfter.Sub(now) > 30*24*time.Hour {
+		leaf.Leaf.CheckSignatureFrom(caCert) == nil && leaf.Leaf.NotAfter.Sub(now) > 30*24*time.Hour &&
+		!slices.ContainsFunc(extraDNSNames, func(n string) bool { return leaf.Leaf.VerifyHostname(n) != nil }) {
 		return p, leaf, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -67,7 +70,7 @@ func Ensure(dir string, now time.Time) (Paths, tls.Certificate, error) {
 		NotAfter:     now.Add(397 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     DNSNames,
+		DNSNames:     slices.Concat(DNSNames, extraDNSNames),
 		IPAddresses:  IPs,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)

@@ -71,3 +71,45 @@ func TestEnsureRejectsForeignCA(t *testing.T) {
 		t.Errorf("err = %v, want a refusal naming %s", err, p.CA)
 	}
 }
+
+func TestEnsureAddsExtraNames(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	now := time.Now()
+	_, plain, err := Ensure(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Leaf.VerifyHostname("login.microsoftonline.com") == nil {
+		t.Fatal("the plain leaf names login.microsoftonline.com")
+	}
+	// A leaf without a name asked for is replaced under the same CA.
+	_, named, err := Ensure(dir, now, "login.microsoftonline.com", "sts.windows.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"localhost", "login.microsoftonline.com", "sts.windows.net"} {
+		if err := named.Leaf.VerifyHostname(name); err != nil {
+			t.Errorf("the new leaf: %v", err)
+		}
+	}
+	if named.Leaf.CheckSignatureFrom(mustCA(t, dir)) != nil {
+		t.Error("the new leaf is not from the same CA")
+	}
+	// Asked again, or for fewer names, the leaf is kept.
+	_, again, err := Ensure(dir, now, "sts.windows.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Leaf.SerialNumber.Cmp(named.Leaf.SerialNumber) != 0 {
+		t.Error("a leaf naming every name asked for was replaced")
+	}
+}
+
+func mustCA(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	ca, _, err := loadOrCreateCA(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}

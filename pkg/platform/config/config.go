@@ -105,6 +105,11 @@ type Entra struct {
 	// https://HOST/adfs stands for, the only custom authority az 2.45 can
 	// use; none when empty.
 	DefaultTenant string `json:"default_tenant"`
+	// StandInForEntra lets the serving certificate name Microsoft's own
+	// hosts (login.microsoftonline.com, ...), so that clients with their
+	// defaults reach the gateway where those names resolve to it: for
+	// development and CI only. Without it such a certificate is refused.
+	StandInForEntra bool `json:"stand_in_for_entra"`
 	// KeyEncryption seals the token signing keys at rest.
 	KeyEncryption KeyEncryption `json:"key_encryption"`
 }

@@ -63,4 +63,4 @@ lint:
 
 clean:
 	-test/postgres/pg.sh stop
-	rm -rf bin .tools/postgres .tools/spire-* .tools/kubernetes-* .tools/runc-* .tools/umoci-*
+	rm -rf bin .tools/postgres .tools/spire-* .tools/kubernetes-* .tools/runc-* .tools/umoci-* .tools/skopeo-*

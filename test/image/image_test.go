@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +88,20 @@ func TestBuiltImage(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%s: %s", ref, version)
+
+	// The tarball beside the layout, read by skopeo (containers/image, as
+	// podman load reads it) by the name docker load would give it: the same
+	// configuration, so the same image ID.
+	if skopeo := os.Getenv("GATEWAY_TEST_SKOPEO"); skopeo != "" {
+		out, err := exec.Command(skopeo, "inspect", "--raw", "--config", "docker-archive:"+dir+".tar:"+ref).Output()
+		if err != nil {
+			t.Fatalf("skopeo inspect the tarball: %v %s", err, exitStderr(err))
+		}
+		want, _ := img.ConfigName()
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(out)); got != want.String() {
+			t.Errorf("the tarball's configuration is %s, the layout's %s", got, want)
+		}
+	}
 
 	runc, umoci := os.Getenv("GATEWAY_TEST_RUNC"), os.Getenv("GATEWAY_TEST_UMOCI")
 	if runc == "" || umoci == "" || os.Geteuid() != 0 {
@@ -162,6 +178,13 @@ metrics:
 	}
 }
 
+func exitStderr(err error) string {
+	if e, ok := err.(*exec.ExitError); ok {
+		return string(e.Stderr)
+	}
+	return ""
+}
+
 // runtime runs the image's binary with runc from umoci's bundle.
 type runtime struct {
 	t                   *testing.T
@@ -169,7 +192,8 @@ type runtime struct {
 	base                []byte // umoci's config.json
 	mounts              []mount
 	n                   int
-	log                 bytes.Buffer
+	log                 logBuffer
+	exited              chan struct{} // closed when the started container exits
 }
 
 type mount struct {
@@ -249,11 +273,35 @@ func (r *runtime) start(args ...string) (stop func()) {
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
+	r.exited = make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(r.exited)
+	}()
 	return func() {
 		exec.Command(r.runc, "--root", r.state, "kill", id, "KILL").Run()
-		cmd.Wait()
+		<-r.exited
 		exec.Command(r.runc, "--root", r.state, "delete", "--force", id).Run()
 	}
+}
+
+// logBuffer is the container's output, written by exec's copying
+// goroutines while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func waitFor(t *testing.T, url string, client *http.Client, r *runtime) string {
@@ -265,6 +313,11 @@ func waitFor(t *testing.T, url string, client *http.Client, r *runtime) string {
 	defer cancel()
 	var last string
 	for ctx.Err() == nil {
+		select {
+		case <-r.exited:
+			t.Fatalf("the container exited:\n%s", r.log.String())
+		default:
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
 		if err == nil {

@@ -43,7 +43,7 @@ func TestServeRefusesADatabaseItCannotOpen(t *testing.T) {
 	config := writeConfig(t, forConfig, fmt.Sprintf(`
 oidc: {listen_addr: 127.0.0.1:0, trust_domain: example.org, issuer: https://oidc.example.org, bundle_file: %s}
 tls: {mode: none}
-entra: {listen_addr: 127.0.0.1:0}
+entra: {listen_addr: 127.0.0.1:0, key_encryption: {allow_unencrypted: true}}
 store: {sqlite_path: %s}
 health: {listen_addr: 127.0.0.1:0}
 `, filepath.Join(forConfig, "bundle.json"), filepath.Join(forConfig, "db")))

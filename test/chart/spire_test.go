@@ -38,6 +38,9 @@ func TestSPIREGlobalsTakePrecedence(t *testing.T) {
 	checkInvariants(t, r)
 	cfg := gatewayConfig(t, r)
 	d := deployment(t, r)
+	if o, _ := r.Find("Pod", "-test-discovery"); o.Value.(*corev1.Pod).Spec.Containers[0].Image != "docker.io/curlimages/curl:8.11.1" {
+		t.Errorf("the helm test pod's image %s", o.Value.(*corev1.Pod).Spec.Containers[0].Image)
+	}
 	if cfg.OIDC.TrustDomain != "local.example" || cfg.OIDC.Issuer != "https://oidc.local.example" ||
 		!slices.Contains(cfg.OIDC.AllowedHosts, "gw-spiffe-entra-gateway-oidc.spire-system.svc.local.cluster") ||
 		volume(d, "bundle").ConfigMap.Name != "local-bundle" || !strings.HasPrefix(gatewayContainer(t, d).Image, "registry.local.example/") {
@@ -63,6 +66,9 @@ func TestSPIREGlobalsTakePrecedence(t *testing.T) {
 	}
 	if img := gatewayContainer(t, d).Image; img != "mirror.global.example/spiffe-entra-gateway/spiffe-entra-gateway:0.1.0" {
 		t.Errorf("image %s", img)
+	}
+	if o, _ := r.Find("Pod", "-test-discovery"); o.Value.(*corev1.Pod).Spec.Containers[0].Image != "mirror.global.example/curlimages/curl:8.11.1" {
+		t.Errorf("the helm test pod's image %s does not come from the global registry", o.Value.(*corev1.Pod).Spec.Containers[0].Image)
 	}
 	if !strings.Contains(r.Notes, "jwt_issuer   = \"https://oidc.global.example\"") {
 		t.Errorf("NOTES:\n%s", r.Notes)

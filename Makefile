@@ -56,10 +56,12 @@ bench:
 fuzz:
 	test/fuzz.sh
 
-## lint: formatting and vet
+## lint: formatting, vet and golangci-lint (.golangci.yml; pinned and built
+## once into .tools/ by build/golangci-lint.sh)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	"$$(build/golangci-lint.sh)" run ./...
 
 clean:
 	-test/postgres/pg.sh stop

@@ -174,7 +174,7 @@ metrics: {listen_addr: 127.0.0.1:0}
 		token string
 		keys  jose.JSONWebKeySet
 	}{"A's token with B's keys": {bodyA["access_token"].(string), keys(b)}, "B's token with A's keys": {body["access_token"].(string), keys(a)}} {
-		jws, err := jose.ParseSigned(tc.token, []jose.SignatureAlgorithm{jose.RS256})
+		jws, err := jose.ParseSignedCompact(tc.token, []jose.SignatureAlgorithm{jose.RS256})
 		if err != nil {
 			t.Fatal(err)
 		}

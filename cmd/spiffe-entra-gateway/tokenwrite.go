@@ -140,7 +140,7 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 			return 1
 		}
 		srv := &http.Server{Handler: healthHandler(ready), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
-		go srv.Serve(ln)
+		go func() { _ = srv.Serve(ln) }() // ErrServerClosed at shutdown; a broken listener shows as a failing probe
 		defer srv.Close()
 		logger.Info("health endpoint", "addr", ln.Addr().String())
 	}
@@ -182,7 +182,7 @@ func (w *writeFlags) serveIdentity(ctx context.Context, client *workloadapi.Clie
 		return nil, err
 	}
 	srv := &http.Server{Handler: endpoint, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 2 * time.Minute}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed at shutdown; a broken listener shows as a failing probe
 	context.AfterFunc(ctx, func() { srv.Close() })
 	base := "http://" + ln.Addr().String()
 	logger.Info("managed-identity endpoint", "addr", ln.Addr().String(), "identity_endpoint", base+identityendpoint.MSIPath,

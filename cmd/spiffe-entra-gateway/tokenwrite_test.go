@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -162,7 +163,7 @@ func TestTokenWriteUsageErrors(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		out, err := command(ctx, append([]string{"token", "--socket", socket, "--write", token}, tc.args...)...).CombinedOutput()
 		cancel()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
 			t.Errorf("token --write %v: %v %q, want exit 2 naming %s", tc.args, err, out, tc.want)
 		}
 	}

@@ -299,7 +299,7 @@ func checkWritable(dir string) error {
 // Run serves until ctx ends, then releases everything.
 func (d *Dev) Run(ctx context.Context) error {
 	defer d.close()
-	go d.tokenFile.Run(ctx)
+	go func() { _ = d.tokenFile.Run(ctx) }() // it logs its own failures and returns when ctx ends
 	return d.gw.Run(ctx)
 }
 

@@ -93,8 +93,3 @@ func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, 
 	}
 	return g.Wait()
 }
-
-// tlsConfig serves cert with TLS 1.2 or later.
-func tlsConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-}

@@ -34,7 +34,7 @@ func (s *syncBuffer) String() string {
 // shutdownRun serves a handler that holds every request until release is
 // closed, starts one request, ends the serve context, and returns the
 // request's outcome, serve's result and the logs.
-func shutdownRun(t *testing.T, grace time.Duration, release <-chan struct{}) (status int, serveErr error, logs string) {
+func shutdownRun(t *testing.T, grace time.Duration, release <-chan struct{}) (status int, logs string, serveErr error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +68,7 @@ func shutdownRun(t *testing.T, grace time.Duration, release <-chan struct{}) (st
 	case <-time.After(grace + 20*time.Second):
 		t.Fatal("serve did not return")
 	}
-	return <-got, serveErr, buf.String()
+	return <-got, buf.String(), serveErr
 }
 
 // TestShutdownWaitsForRequestsInFlight: the request in flight is answered
@@ -76,7 +76,7 @@ func shutdownRun(t *testing.T, grace time.Duration, release <-chan struct{}) (st
 func TestShutdownWaitsForRequestsInFlight(t *testing.T) {
 	release := make(chan struct{})
 	time.AfterFunc(200*time.Millisecond, func() { close(release) })
-	status, err, logs := shutdownRun(t, time.Minute, release)
+	status, logs, err := shutdownRun(t, time.Minute, release)
 	if status != 200 || err != nil {
 		t.Fatalf("the request in flight: %d; serve: %v", status, err)
 	}
@@ -91,7 +91,7 @@ func TestShutdownWaitsForRequestsInFlight(t *testing.T) {
 func TestShutdownIsBounded(t *testing.T) {
 	never := make(chan struct{})
 	defer close(never)
-	status, _, logs := shutdownRun(t, 300*time.Millisecond, never)
+	status, logs, _ := shutdownRun(t, 300*time.Millisecond, never)
 	if status == 200 {
 		t.Fatal("a request that never ends was answered")
 	}

@@ -215,7 +215,7 @@ func TestReplicasSharePostgres(t *testing.T) {
 		token string
 		keys  *replica
 	}{"A's token with B's keys": {fromA, b}, "B's token with A's keys": {fromB, a}} {
-		jws, err := jose.ParseSigned(pair.token, []jose.SignatureAlgorithm{jose.RS256})
+		jws, err := jose.ParseSignedCompact(pair.token, []jose.SignatureAlgorithm{jose.RS256})
 		if err != nil {
 			t.Fatal(err)
 		}

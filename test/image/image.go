@@ -96,7 +96,7 @@ func Check(img v1.Image, want Want) []error {
 		}
 		if name == "etc/ssl/certs/ca-certificates.crt" {
 			if n, err := countCertificates(r); err != nil || n < 100 {
-				errs = append(errs, fmt.Errorf("CA certificates: %d, %v", n, err))
+				errs = append(errs, fmt.Errorf("CA certificates: %d, %w", n, err))
 			}
 		}
 		return nil

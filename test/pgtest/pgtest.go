@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -104,7 +105,7 @@ func (c *Cluster) run(verb string) (string, error) {
 	cmd := exec.Command("bash", c.ctl, verb)
 	cmd.Env = append(os.Environ(), "PG_DIR="+c.dir)
 	out, err := cmd.Output()
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		out = append(out, ee.Stderr...)
 	}
 	return string(out), err

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,9 +143,8 @@ func (p *Process) CPUTime() time.Duration {
 	if len(f) < 13 {
 		return 0
 	}
-	var utime, stime int64
-	fmt.Sscan(f[11], &utime)
-	fmt.Sscan(f[12], &stime)
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // a field that does not parse counts as 0
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
@@ -216,7 +216,7 @@ func (d *Deployment) Server(args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, filepath.Join(d.bin, "spire-server"), args...).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("spire-server %s: %v: %s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("spire-server %s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
@@ -269,7 +269,7 @@ plugins {
 		defer cancel()
 		out, err := exec.CommandContext(ctx, filepath.Join(d.bin, "spire-agent"), "healthcheck", "-socketPath", d.AgentSocket).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		return nil
 	})

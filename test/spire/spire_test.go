@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,9 +57,7 @@ func TestMain(m *testing.M) {
 // gateway is a `serve --config` process.
 type gateway struct {
 	proc   *spire.Process
-	mu     sync.Mutex
 	addrs  map[string]string
-	ready  chan struct{}
 	health string
 }
 
@@ -184,7 +181,7 @@ func waitReady(t *testing.T, gw *gateway) {
 	t.Helper()
 	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
 		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
-			return fmt.Errorf("%d %v %s", code, err, body)
+			return fmt.Errorf("%d %w %s", code, err, body)
 		}
 		return nil
 	})
@@ -239,7 +236,7 @@ metrics:
 		defer resp.Body.Close()
 		var set jose.JSONWebKeySet
 		if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != 200 {
-			return nil, fmt.Errorf("status %d: %v", resp.StatusCode, err)
+			return nil, fmt.Errorf("status %d: %w", resp.StatusCode, err)
 		}
 		return set.Keys, nil
 	}
@@ -267,7 +264,7 @@ metrics:
 		// A new audience set bypasses the agent's SVID cache.
 		aud := fmt.Sprintf("api://rotation-%d", time.Now().UnixNano())
 		s := fetch(aud)
-		tok, err := jose.ParseSigned(s.Marshal(), []jose.SignatureAlgorithm{jose.RS256})
+		tok, err := jose.ParseSignedCompact(s.Marshal(), []jose.SignatureAlgorithm{jose.RS256})
 		if err != nil {
 			return err
 		}
@@ -288,7 +285,7 @@ metrics:
 	eventually(t, "not ready after the staleness bound", 30*time.Second, func() error {
 		code, body, err := status(http.DefaultClient, gw.health+"/readyz")
 		if err != nil || code != 503 || !strings.Contains(body, "unavailable since") {
-			return fmt.Errorf("%d %v %s", code, err, body)
+			return fmt.Errorf("%d %w %s", code, err, body)
 		}
 		return nil
 	})
@@ -301,7 +298,7 @@ metrics:
 	d.StartAgent()
 	eventually(t, "ready again", 60*time.Second, func() error {
 		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
-			return fmt.Errorf("%d %v %s", code, err, body)
+			return fmt.Errorf("%d %w %s", code, err, body)
 		}
 		return nil
 	})

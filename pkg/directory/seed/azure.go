@@ -71,7 +71,7 @@ func (a *Applier) applyAzureRoleAssignments(ctx context.Context, tid string, p p
 		s, err := a.Store.GetSubscription(ctx, sub)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && s.TenantID != tid):
-			return fmt.Errorf("Azure role %q at %s: subscription %s is not one of the tenant's (list it under subscriptions)", r.Role, r.Scope, sub)
+			return fmt.Errorf("role %q (Azure) at %s: subscription %s is not one of the tenant's (list it under subscriptions)", r.Role, r.Scope, sub)
 		case err != nil:
 			return err
 		}
@@ -86,7 +86,7 @@ func (a *Applier) applyAzureRoleAssignments(ctx context.Context, tid string, p p
 			continue // assigned through ARM already
 		}
 		if err != nil {
-			return fmt.Errorf("Azure role %q at %s: %w", r.Role, r.Scope, err)
+			return fmt.Errorf("role %q (Azure) at %s: %w", r.Role, r.Scope, err)
 		}
 	}
 	for _, ra := range existing {

@@ -56,7 +56,7 @@ func signedBy(t *testing.T, sg *signer.Signer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

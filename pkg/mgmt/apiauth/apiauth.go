@@ -83,7 +83,7 @@ func (v *Verifier) Verify(r *http.Request, resourceAppID string, audiences ...st
 	if len(raw) > maxToken {
 		return Caller{}, fmt.Errorf("%w: the token is too large", ErrInvalid)
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return Caller{}, fmt.Errorf("%w: not a signed JWT", ErrInvalid)
 	}

@@ -60,8 +60,8 @@ func NewWorkloadAPI(ctx context.Context, td spiffeid.TrustDomain, opts ...Option
 	go func() {
 		defer close(s.done)
 		defer client.Close()
-		err := client.WatchJWTBundles(ctx, s)
-		if err != nil && ctx.Err() == nil {
+		// The watch returns only with an error: ctx's end, or a failure.
+		if err := client.WatchJWTBundles(ctx, s); ctx.Err() == nil {
 			s.logger.Error("the Workload API JWT bundle watch ended", "error", err)
 		}
 	}()

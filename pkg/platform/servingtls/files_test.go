@@ -100,7 +100,7 @@ func TestFilesFollowRenewalsAndKeepTheLastGoodPair(t *testing.T) {
 	}
 	issue(t, dir, "fixed")
 	waitFor(t, func() bool { return servedName(t, addr) == "fixed" })
-	var min uint16 = f.Config().MinVersion
+	min := f.Config().MinVersion
 	if min != tls.VersionTLS12 {
 		t.Fatalf("MinVersion %x", min)
 	}

@@ -49,7 +49,7 @@ func Acquire(path, what string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("%s: locking %s: %w", what, path, err)
 	}
-	if err := f.Truncate(0); err == nil {
+	if err = f.Truncate(0); err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {

@@ -53,7 +53,7 @@ func Decode(data []byte, v any) error {
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
-		return fmt.Errorf("is not valid YAML: %v", err)
+		return fmt.Errorf("is not valid YAML: %w", err)
 	}
 	d := &decoder{}
 	d.value(tree, reflect.ValueOf(v).Elem(), "")

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -262,8 +263,8 @@ func TestRefusedWithoutClientID(t *testing.T) {
 	in := optedIn(corev1.PodSpec{ServiceAccountName: "worker", Containers: []corev1.Container{{Name: "app"}}})
 	delete(in.Annotations, AnnotationClientID)
 	_, err := c.Mutate(in, &corev1.ServiceAccount{})
-	r, ok := err.(*Refusal)
-	if !ok || !strings.Contains(r.Message, AnnotationClientID) || !strings.Contains(r.Message, `"worker"`) {
+	var r *Refusal
+	if !errors.As(err, &r) || !strings.Contains(r.Message, AnnotationClientID) || !strings.Contains(r.Message, `"worker"`) {
 		t.Fatalf("got %v, want a refusal naming %s and the ServiceAccount", err, AnnotationClientID)
 	}
 	delete(in.Annotations, AnnotationTenantID)

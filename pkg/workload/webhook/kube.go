@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,7 +96,7 @@ func (e *kubeError) Error() string { return fmt.Sprintf("kubernetes API: %d %s",
 func (k *Kube) ServiceAccount(ctx context.Context, ns, name string) (*corev1.ServiceAccount, error) {
 	var sa corev1.ServiceAccount
 	err := k.do(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/serviceaccounts/"+url.PathEscape(name), "", nil, &sa)
-	if err == errNotFound {
+	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}
 	if err != nil {

@@ -130,7 +130,7 @@ func Start(t testing.TB) *Cluster {
 		}
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, body)
+			return fmt.Errorf("%w: %s", err, body)
 		}
 		return nil
 	})

@@ -126,7 +126,7 @@ func testUpdateAborted(t *testing.T, s store.Store) {
 		old.DisplayName, old.IdentifierURIs = "changed", []string{"api://two"}
 		return old, refused
 	})
-	if err != refused {
+	if !errors.Is(err, refused) {
 		t.Errorf("the function's error came back as %v", err)
 	}
 	got, err := s.GetApplication(ctx, "o1")

@@ -3,6 +3,7 @@ package spire_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,7 +111,7 @@ server_api {
 	for _, f := range report.Findings {
 		ec = ec || f.Code == 5002738 && strings.Contains(f.Fix, `jwt_key_type = "rsa-2048"`)
 	}
-	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 1 || !report.Blocking || !ec || report.Metadata.Keys[0].KTY != "EC" {
+	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 || !report.Blocking || !ec || report.Metadata.Keys[0].KTY != "EC" {
 		t.Fatalf("check issuer on an EC issuer: %v\n%s", err, out)
 	}
 
@@ -120,7 +121,7 @@ server_api {
 	cmd := exec.CommandContext(ctx, gatewayBin, "check", "assertion", "--jwt", "-", "--issuer", issuer, "--subject", workloadID, "--ca", paths.CA)
 	cmd.Stdin = strings.NewReader(svid)
 	out, err = cmd.Output()
-	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 1 || !strings.Contains(string(out), "AADSTS5002738: Invalid JWT token. 'ES256' is not a supported signature algorithm.") {
+	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "AADSTS5002738: Invalid JWT token. 'ES256' is not a supported signature algorithm.") {
 		t.Fatalf("check assertion of SPIRE's ES256 JWT-SVID: %v\n%s", err, out)
 	}
 }

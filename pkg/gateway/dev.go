@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devtenant"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/statelock"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
@@ -138,8 +140,10 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}()
 
 	var names []string
+	devHosts := entra.DevHosts
 	if opts.EntraHostNames {
 		names = EntraHostNames
+		devHosts = append(slices.Clone(devHosts), EntraHostNames...)
 	}
 	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now(), names...)
 	if err != nil {
@@ -187,7 +191,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	cfg.Entra = config.Entra{
 		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
 		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
-		KeyEncryption: config.KeyEncryption{KeyFile: kekFile},
+		KeyEncryption: config.KeyEncryption{KeyFile: kekFile}, AllowedHosts: devHosts,
 		DefaultTenant: devtenant.TenantID, StandInForEntra: opts.EntraHostNames,
 	}
 	cfg.Store.SQLitePath = dbPath

@@ -28,6 +28,9 @@ type EntraOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer,
 	// not only those Entra honours them for.
 	AnyIssuerExpressions bool
+	// AllowedHosts are the authority host names served (entra.HostPolicy);
+	// empty means entra.DevHosts.
+	AllowedHosts []string
 	// KEKs seal the token signing keys at rest (signer.WithKEKs).
 	KEKs []*signer.KEK
 	// DefaultTenant is the tenant the ADFS-shaped authority https://HOST/adfs
@@ -75,7 +78,11 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	mux.Handle("/subscriptions", armServer) // az lists them on this exact path
 	mux.HandleFunc("/metadata/endpoints", arm.MetadataEndpoints)
 	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
-	return &Entra{Handler: mux, Signer: sg}
+	hosts := opts.AllowedHosts
+	if len(hosts) == 0 {
+		hosts = entra.DevHosts
+	}
+	return &Entra{Handler: entra.HostPolicy(hosts, mux), Signer: sg}
 }
 
 // Route names what a request to the Entra listener asks for, for metrics:

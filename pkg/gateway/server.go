@@ -282,7 +282,7 @@ func (s *Server) newEntra(ctx context.Context) error {
 	}
 	s.store = st
 	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, DefaultTenant: s.cfg.Entra.DefaultTenant,
-		Metrics: s.metrics, Logger: s.logger}
+		Metrics: s.metrics, Logger: s.logger, AllowedHosts: s.cfg.Entra.AllowedHosts}
 	if opts.KEKs, err = loadKEKs(s.cfg.Entra.KeyEncryption); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package chart_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -408,5 +409,19 @@ func TestLongReleaseName(t *testing.T) {
 		if o.Kind == "Service" && len(o.Name) > 63 {
 			t.Errorf("Service %s: %d characters", o.Name, len(o.Name))
 		}
+	}
+}
+
+// TestEntraAllowedHosts: the Entra listener serves its Service's names and
+// the hosts named in values, and no other.
+func TestEntraAllowedHosts(t *testing.T) {
+	c := gatewayConfig(t, render(t, map[string]any{"entra": map[string]any{"allowedHosts": []any{"login.contoso.example"}}}))
+	for _, h := range []string{"gw-spiffe-entra-gateway-entra", "gw-spiffe-entra-gateway-entra.spire-system.svc", "login.contoso.example"} {
+		if !slices.Contains(c.Entra.AllowedHosts, h) {
+			t.Errorf("entra.allowed_hosts %v lacks %s", c.Entra.AllowedHosts, h)
+		}
+	}
+	if slices.Contains(c.Entra.AllowedHosts, "localhost") {
+		t.Errorf("entra.allowed_hosts %v keeps the loopback default", c.Entra.AllowedHosts)
 	}
 }

@@ -94,6 +94,12 @@ type Entra struct {
 	ListenAddr string `json:"listen_addr"`
 	// SeedFile is a declarative seed applied at start and when it changes.
 	SeedFile string `json:"seed_file"`
+	// AllowedHosts are the host names (without port) requests may name:
+	// the authority host clients use, such as the in-cluster Service's
+	// names. The host is written into discovery, into issued tokens' iss
+	// and into the audience client assertions must name; any other is
+	// refused (default: the loopback names).
+	AllowedHosts []string `json:"allowed_hosts"`
 	// IssuerCAFile holds PEM certificates trusted, beside the system's,
 	// for federated issuers' metadata.
 	IssuerCAFile string `json:"issuer_ca_file"`
@@ -202,6 +208,7 @@ func Defaults() Config {
 			Staleness:          Duration{10 * time.Minute},
 			BundlePollInterval: Duration{5 * time.Second},
 		},
+		Entra:   Entra{AllowedHosts: []string{"localhost", "127.0.0.1", "::1"}},
 		Store:   Store{Driver: "sqlite"},
 		TLS:     TLS{Mode: "files", ReloadInterval: Duration{10 * time.Second}},
 		Health:  Health{ListenAddr: "127.0.0.1:8008"},

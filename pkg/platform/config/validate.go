@@ -146,6 +146,14 @@ func (c *Config) problems() []strictyaml.Problem {
 	default:
 		bad("store.driver", "%q is not one of sqlite, postgres", c.Store.Driver)
 	}
+	for i, h := range c.Entra.AllowedHosts {
+		if _, ipErr := netip.ParseAddr(h); h == "" || strings.ContainsAny(h, "/ []") || (strings.Contains(h, ":") && ipErr != nil) {
+			bad(fmt.Sprintf("entra.allowed_hosts[%d]", i), "%q must be a bare host name, such as spiffe-entra-gateway-entra.spire-system.svc", h)
+		}
+	}
+	if c.Entra.ListenAddr != "" && len(c.Entra.AllowedHosts) == 0 {
+		bad("entra.allowed_hosts", "required: the host names clients use for the Entra endpoint, such as spiffe-entra-gateway-entra.spire-system.svc")
+	}
 	if ke := c.Entra.KeyEncryption; c.Entra.ListenAddr != "" {
 		switch {
 		case ke.Key != "" && ke.KeyFile != "":

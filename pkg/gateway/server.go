@@ -163,6 +163,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 	s.health.Name, s.health.Handler = "health", health.Handler(checks...)
+	if cfg.Health.Profiling {
+		s.health.Handler = withProfiling(s.health.Handler)
+		logger.Warn("profiling is on: /debug/pprof/ is served on the health listener", "addr", s.health.Net.Addr().String())
+	}
 	if addr := cfg.Metrics.ListenAddr; addr != "" {
 		if s.metricsL.Net, err = s.listen("metrics.listen_addr", addr); err != nil {
 			return nil, err

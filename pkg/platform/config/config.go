@@ -167,6 +167,9 @@ type TLS struct {
 type Health struct {
 	// ListenAddr serves /livez and /readyz over plain HTTP.
 	ListenAddr string `json:"listen_addr"`
+	// Profiling adds Go's /debug/pprof/ handlers to the health listener,
+	// for finding where the CPU goes under load.
+	Profiling bool `json:"profiling"`
 }
 
 // Metrics configures the Prometheus endpoint.

@@ -21,8 +21,11 @@ echo "== node clients: installing the pinned packages"
 work=$(mktemp -d)
 gw_pid=
 sidecar_pid=
+k8s_build_pid=
 cleanup() {
-	for pid in $sidecar_pid $gw_pid ${k8s_build_pid:-}; do
+	# The build runs in a session of its own: its go processes stop with it.
+	[ -z "$k8s_build_pid" ] || kill -- "-$k8s_build_pid" 2>/dev/null || true
+	for pid in $sidecar_pid $gw_pid $k8s_build_pid; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
@@ -30,8 +33,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The control plane's cold build is the longest step: it starts first.
-test/k8s/build.sh >"$work/k8s-build.out" 2>"$work/k8s-build.log" &
+# The control plane's cold build is the longest step: it starts first, in the
+# background, once etcd is installed (apt is not run by two steps at once).
+test/k8s/build.sh etcd
+setsid test/k8s/build.sh >"$work/k8s-build.out" 2>"$work/k8s-build.log" &
 k8s_build_pid=$!
 
 "$bin" serve --dev --data-dir "$work/data" --entra-addr 127.0.0.1:0 --oidc-addr 127.0.0.1:0 \

@@ -3,6 +3,9 @@
 # (default .tools/kubernetes-v1.36.3/bin), once, and install Debian's
 # etcd-server if etcd is missing. Prints the bin directory. A cold build takes
 # about ten minutes on two cores; an existing pair is reused as is.
+# `build.sh etcd` only installs etcd: test/e2e/run.sh does that first, so that
+# the build it then runs in the background never holds apt's lock while
+# another step installs packages.
 #
 # k8s.io/kubernetes is built through a scratch module: its go.mod replaces the
 # k8s.io/* staging modules with ./staging directories, which a module
@@ -22,6 +25,7 @@ if ! command -v etcd >/dev/null; then
 	$sudo apt-get update -qq >&2
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >&2
 fi
+[ "${1:-}" = etcd ] && exit 0
 
 have_all() { for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -109,6 +111,19 @@ func TestWebhook(t *testing.T) {
 	_, err = pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bare", Labels: bare.Labels, Annotations: bare.Annotations}, Spec: bare.Spec}, metav1.CreateOptions{})
 	if err == nil || !strings.Contains(err.Error(), webhook.AnnotationClientID) {
 		t.Errorf("an opted-in pod without a client id: %v", err)
+	}
+
+	// What it decided, as Prometheus sees it.
+	resp, err := http.Get("http://" + w.health + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, decision := range []string{"mutated", "unchanged", "refused"} {
+		if !strings.Contains(string(scrape), `gateway_webhook_admissions_total{decision="`+decision+`"}`) {
+			t.Errorf("/metrics counts no %s pod", decision)
+		}
 	}
 
 	// The identity endpoint: its header is in the pod, never in a log.

@@ -1,7 +1,7 @@
 // Package metrics exposes the gateway's Prometheus metrics: requests by
 // listener, route and status; tokens issued and refused by grant and
 // AADSTS code; the age of each published key set; and fetches of federated
-// issuers' metadata.
+// issuers' metadata; the admission webhook's decisions.
 package metrics
 
 import (
@@ -23,6 +23,7 @@ type Metrics struct {
 	issued   *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	fetches  *prometheus.CounterVec
+	admitted *prometheus.CounterVec
 }
 
 // New returns a registry with the Go runtime and process collectors.
@@ -45,8 +46,11 @@ func New() *Metrics {
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_issuer_metadata_fetches_total", Help: "Fetches of federated issuers' discovery documents and keys, by result.",
 		}, []string{"result"}),
+		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_webhook_admissions_total", Help: "Pods the admission webhook judged, by decision: mutated, unchanged, refused, failed, ignored.",
+		}, []string{"decision"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.issued, m.refused, m.fetches,
+	m.reg.MustRegister(m.requests, m.latency, m.issued, m.refused, m.fetches, m.admitted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +76,10 @@ func (m *Metrics) IssuerFetch(ok bool) {
 	}
 	m.fetches.WithLabelValues(result).Inc()
 }
+
+// Admission counts one decision of the admission webhook; it implements
+// webhook.Metrics.
+func (m *Metrics) Admission(decision string) { m.admitted.WithLabelValues(decision).Inc() }
 
 // KeySetAge publishes how long ago the key set of issuer last changed,
 // read from changed at every scrape.

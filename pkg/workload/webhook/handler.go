@@ -33,6 +33,16 @@ type Handler struct {
 	ServiceAccount func(ctx context.Context, ns, name string) (*corev1.ServiceAccount, error)
 	// Logger records one line per opted-in pod, never its spec or the patch.
 	Logger *slog.Logger
+	// Metrics counts the decisions; nil counts none.
+	Metrics Metrics
+}
+
+// Metrics counts the webhook's decisions on pods: mutated, unchanged
+// (already had everything), refused (by the webhook's rules), failed (the
+// pod or its ServiceAccount could not be read) and ignored (not an
+// opted-in pod's creation, or an excluded namespace).
+type Metrics interface {
+	Admission(decision string)
 }
 
 // ServeHTTP decodes one AdmissionReview and answers it. A review it cannot
@@ -70,17 +80,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp, decision := h.decide(ctx, req)
+	if h.Metrics != nil {
+		h.Metrics.Admission(decision)
+	}
+	return resp
+}
+
+func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
 	allow := &admissionv1.AdmissionResponse{Allowed: true}
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" || req.Operation != admissionv1.Create ||
 		slices.Contains(h.Skip, req.Namespace) {
-		return allow
+		return allow, "ignored"
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		return deny(http.StatusBadRequest, "the pod does not decode: "+err.Error())
+		return deny(http.StatusBadRequest, "the pod does not decode: "+err.Error()), "failed"
 	}
 	if pod.Labels[LabelUse] != "true" {
-		return allow
+		return allow, "ignored"
 	}
 	start := time.Now()
 	name := pod.Name
@@ -93,31 +111,31 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		var err error
 		if sa, err = h.ServiceAccount(ctx, req.Namespace, cmpOr(pod.Spec.ServiceAccountName, "default")); err != nil {
 			log.Error("pod refused: its ServiceAccount could not be read", "error", err)
-			return deny(http.StatusInternalServerError, "spiffe-entra-gateway webhook: reading the pod's ServiceAccount for its annotations: "+err.Error())
+			return deny(http.StatusInternalServerError, "spiffe-entra-gateway webhook: reading the pod's ServiceAccount for its annotations: "+err.Error()), "failed"
 		}
 	}
 	ops, err := h.Injection.Mutate(&pod, sa)
 	var refusal *Refusal
 	if errors.As(err, &refusal) {
 		log.Info("pod refused", "reason", refusal.Message)
-		return deny(http.StatusForbidden, refusal.Message)
+		return deny(http.StatusForbidden, refusal.Message), "refused"
 	}
 	if err != nil {
-		return deny(http.StatusInternalServerError, err.Error())
+		return deny(http.StatusInternalServerError, err.Error()), "failed"
 	}
 	log = log.With("operations", len(ops), "took", time.Since(start))
 	if len(ops) == 0 {
 		log.Info("pod already has its identity")
-		return allow
+		return allow, "unchanged"
 	}
 	patch, err := json.Marshal(ops)
 	if err != nil {
-		return deny(http.StatusInternalServerError, err.Error())
+		return deny(http.StatusInternalServerError, err.Error()), "failed"
 	}
 	log.Info("pod given its identity")
 	pt := admissionv1.PatchTypeJSONPatch
 	allow.Patch, allow.PatchType = patch, &pt
-	return allow
+	return allow, "mutated"
 }
 
 func deny(code int32, msg string) *admissionv1.AdmissionResponse {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 )
 
 func testHandler(t *testing.T, logs *bytes.Buffer) *Handler {
@@ -68,6 +71,8 @@ func TestHandlerDecisions(t *testing.T) {
 	h := testHandler(t, &logs)
 	app := corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}
 
+	m := metrics.New()
+	h.Metrics = m
 	resp := review(t, h, podRequest("apps", optedIn(app)))
 	if !resp.Allowed || resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch || len(resp.Patch) == 0 {
 		t.Fatalf("opted-in pod: %+v", resp)
@@ -116,6 +121,15 @@ func TestHandlerDecisions(t *testing.T) {
 	bad.Object.Raw = []byte(`{"spec":{"containers":"no"}}`)
 	if resp := review(t, h, bad); resp.Allowed || resp.Result.Code != 400 {
 		t.Errorf("undecodable pod: %+v", resp)
+	}
+	var scrape strings.Builder
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	scrape.Write(w.Body.Bytes())
+	for decision, n := range map[string]int{"mutated": 1, "ignored": 6, "refused": 1, "failed": 2} {
+		if line := fmt.Sprintf("gateway_webhook_admissions_total{decision=%q} %d\n", decision, n); !strings.Contains(scrape.String(), line) {
+			t.Errorf("metrics lack %q", line)
+		}
 	}
 	if strings.Contains(logs.String(), "AZURE_") || strings.Contains(logs.String(), TokenFile) {
 		t.Errorf("the log holds the patch:\n%s", logs.String())

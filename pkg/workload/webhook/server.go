@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
 )
 
@@ -26,7 +27,8 @@ import (
 type Config struct {
 	// ListenAddr serves POST /mutate over TLS (default :9443).
 	ListenAddr string `json:"listenAddr"`
-	// HealthAddr serves /livez and /readyz over plain HTTP (default :8008).
+	// HealthAddr serves /livez, /readyz and /metrics over plain HTTP
+	// (default :8008).
 	HealthAddr string `json:"healthAddr"`
 	// Namespace is the webhook's own; its pods are never touched (default
 	// $POD_NAMESPACE).
@@ -147,17 +149,24 @@ func Serve(ctx context.Context, c Config, logger *slog.Logger) error {
 		tlsConfig = files.Config()
 		certReady = health.Check{Name: "certificate", Ready: func() (bool, any) { return true, "from " + c.TLS.CertFile }}
 	}
+	m := metrics.New()
 	handler := &Handler{
 		Injection:      &c.Injection,
 		Skip:           append([]string{c.Namespace}, c.ExcludedNamespaces...),
 		ServiceAccount: kube.ServiceAccount,
 		Logger:         logger,
+		Metrics:        m,
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", handler)
+	mux.Handle("/mutate", m.Instrument("webhook", func(*http.Request) string { return "/mutate" }, handler))
+	// Health and metrics share the plain listener: the kubelet and
+	// Prometheus reach it, the API server never does.
+	plain := http.NewServeMux()
+	plain.Handle("GET /metrics", m.Handler())
+	plain.Handle("/", health.Handler(certReady))
 	servers := []*http.Server{
 		{Addr: c.ListenAddr, Handler: mux, TLSConfig: tlsConfig, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second},
-		{Addr: c.HealthAddr, Handler: health.Handler(certReady), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+		{Addr: c.HealthAddr, Handler: plain, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
 	}
 	errs := make(chan error, len(servers))
 	for i, srv := range servers {

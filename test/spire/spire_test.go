@@ -1,15 +1,12 @@
 package spire_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -52,73 +49,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
-}
-
-// gateway is a `serve --config` process.
-type gateway struct {
-	proc   *spire.Process
-	addrs  map[string]string
-	health string
-}
-
-func startGateway(t testing.TB, dir, config string, listeners int) *gateway {
-	t.Helper()
-	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{proc: spire.Start(t, dir, gatewayBin, "serve", "--config", path), addrs: map[string]string{}}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(g.addrs) < listeners {
-		if time.Now().After(deadline) || g.proc.Exited() {
-			t.Fatalf("the gateway did not start:\n%s", g.proc.Log())
-		}
-		sc := bufio.NewScanner(strings.NewReader(g.proc.Log()))
-		for sc.Scan() {
-			var line struct{ Msg, Listener, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				g.addrs[line.Listener] = line.Addr
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	g.health = "http://" + g.addrs["health"]
-	return g
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
-
-func eventually(t *testing.T, what string, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func status(c *http.Client, url string) (int, string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
 }
 
 // lab is a SPIRE server and agent with the test process registered, the
@@ -174,17 +104,6 @@ func (l *lab) fetch(t *testing.T, aud string) *jwtsvid.SVID {
 		return err
 	})
 	return svid
-}
-
-// waitReady waits for the gateway's /readyz.
-func waitReady(t *testing.T, gw *gateway) {
-	t.Helper()
-	eventually(t, "the gateway to be ready", 30*time.Second, func() error {
-		if code, body, err := status(http.DefaultClient, gw.health+"/readyz"); err != nil || code != 200 {
-			return fmt.Errorf("%d %w %s", code, err, body)
-		}
-		return nil
-	})
 }
 
 // TestRealSPIRE runs SPIRE v1.15.3's server and agent with the gateway in

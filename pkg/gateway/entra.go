@@ -76,6 +76,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	armServer := arm.New(s, auth, expression.Check, arm.WithLogger(logger.With("component", "arm")))
 	mux.Handle("/subscriptions/", armServer)
 	mux.Handle("/subscriptions", armServer) // az lists them on this exact path
+	mux.Handle("/tenants", armServer)
 	mux.HandleFunc("/metadata/endpoints", arm.MetadataEndpoints)
 	mux.Handle("/", entra.New(s, verifier, sg, entraOpts...).Handler())
 	hosts := opts.AllowedHosts
@@ -92,7 +93,7 @@ func (e *Entra) Route(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1.0/"):
 		return "graph"
-	case r.URL.Path == "/subscriptions", strings.HasPrefix(r.URL.Path, "/subscriptions/"):
+	case r.URL.Path == "/subscriptions", r.URL.Path == "/tenants", strings.HasPrefix(r.URL.Path, "/subscriptions/"):
 		return "arm"
 	}
 	return entra.Route(r)

@@ -81,6 +81,12 @@ func TestARMSubscriptionsAndResourceGroups(t *testing.T) {
 	status, body, _ = a.do("POST", "/subscriptions?api-version=2019-11-01", arm, nil)
 	armError(t, "POST", status, body, 405, "MethodNotAllowed", "not allowed")
 
+	status, body, _ = a.do("GET", "/tenants?api-version=2020-01-01", arm, nil)
+	tenants, _ := body["value"].([]any)
+	if status != 200 || len(tenants) != 1 || tenants[0].(map[string]any)["tenantId"] != a.info.TenantID {
+		t.Errorf("GET /tenants: %d %v", status, body)
+	}
+
 	// A principal with no role sees no subscription and no group.
 	graph := a.graphToken()
 	_, app, _ := a.do("POST", "/v1.0/applications", graph, map[string]any{"displayName": "no-azure-role"})

@@ -25,12 +25,12 @@ const DefaultLocation = "westus"
 var resourceGroupPath = regexp.MustCompile(`(?i)^/subscriptions/([^/]+)/resourcegroups/([^/]+)/?$`)
 
 // subscriptions answers GET /subscriptions (az checks --subscription
-// against it at login) and GET of a resource group; it reports false for
-// any other path.
+// against it at login), GET /tenants (az account tenant list) and GET of a
+// resource group; it reports false for any other path.
 func (s *Server) subscriptions(q *call) (bool, error) {
 	p := strings.TrimSuffix(q.r.URL.Path, "/")
 	m := resourceGroupPath.FindStringSubmatch(q.r.URL.Path)
-	if p != "/subscriptions" && m == nil {
+	if p != "/subscriptions" && p != "/tenants" && m == nil {
 		return false, nil
 	}
 	if q.r.Method != http.MethodGet {
@@ -41,6 +41,9 @@ func (s *Server) subscriptions(q *call) (bool, error) {
 	}
 	if m != nil {
 		return true, s.resourceGroup(q, m[1], m[2])
+	}
+	if p == "/tenants" {
+		return true, s.tenants(q)
 	}
 	subs, err := s.store.ListSubscriptions(q.r.Context(), q.caller.TenantID)
 	if err != nil {
@@ -69,6 +72,30 @@ func (s *Server) subscriptions(q *call) (bool, error) {
 	}
 	writeJSON(q.w, http.StatusOK, map[string]any{"value": out, "count": map[string]any{"type": "Total", "value": len(out)}})
 	return true, nil
+}
+
+// tenants lists the caller's tenant, the one a token names.
+func (s *Server) tenants(q *call) error {
+	t, err := s.store.GetTenant(q.r.Context(), q.caller.TenantID)
+	if err != nil {
+		return err
+	}
+	domains := t.Domains
+	if domains == nil {
+		domains = []string{}
+	}
+	writeJSON(q.w, http.StatusOK, map[string]any{"value": []map[string]any{{
+		"id": "/tenants/" + t.ID, "tenantId": t.ID, "tenantCategory": "Home", "displayName": t.DisplayName,
+		"domains": domains, "defaultDomain": firstOr(domains, ""), "tenantType": "AAD",
+	}}})
+	return nil
+}
+
+func firstOr(list []string, fallback string) string {
+	if len(list) > 0 {
+		return list[0]
+	}
+	return fallback
 }
 
 // resourceGroup answers for any resource group of a subscription of the

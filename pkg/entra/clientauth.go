@@ -22,6 +22,10 @@ type authResult struct {
 func (s *Server) authenticate(r *http.Request, req tokenRequest, cl client, secret string) (authResult, error) {
 	assertion := req.form.Get("client_assertion")
 	switch {
+	case assertion != "" && secret != "":
+		// One client authentication per request (RFC 6749, section 2.3):
+		// a request carrying two is refused, not decided by either.
+		return authResult{}, aadsts.New(aadsts.InvalidClientAssertionType, "The request body must contain only one of the following parameters: 'client_assertion' or 'client_secret'.")
 	case assertion != "":
 		if t := req.form.Get("client_assertion_type"); t != jwtBearer {
 			if t == "" {

@@ -33,9 +33,11 @@ const (
 	apiAppID = "3b6f1d2a-8c4e-4f7a-b1d9-5e2c7a9f0b34"
 	v1AppID  = "4c7a2e3b-9d5f-4a8b-a2e0-6f3d8b0a1c45"
 	clientID = "5d8b3f4c-ae60-4b9c-b3f1-7a4e9c1b2d56"
-	miClient = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
-	secret   = "a-test-client-secret-of-enough-length"
-	password = "correct horse battery staple"
+	// publicClientID is an application allowed public-client flows.
+	publicClientID = "4c7a2e3b-9d10-4f8a-a2e0-6b3d8c0a1f45"
+	miClient       = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+	secret         = "a-test-client-secret-of-enough-length"
+	password       = "correct horse battery staple"
 )
 
 const seedYAML = `
@@ -64,6 +66,10 @@ tenants:
         roleAssignments:
           - {resource: api://payments, role: Payments.Read}
           - {resource: legacy-api, role: Legacy.Read}
+      - name: desktop
+        appId: ` + publicClientID + `
+        isFallbackPublicClient: true
+        clientSecretFiles: [SECRETFILE]
       - name: no-credentials
         appId: 7e9c4a5d-bf71-4cad-84a2-8b5fad2c3e67
         clientSecretFiles: [SECRETFILE]
@@ -185,7 +191,7 @@ func ccForm(kv ...string) url.Values {
 }
 
 func ropcForm(kv ...string) url.Values {
-	v := url.Values{"grant_type": {"password"}, "client_id": {clientID}, "scope": {"api://payments/Payments.Submit openid profile offline_access"},
+	v := url.Values{"grant_type": {"password"}, "client_id": {publicClientID}, "scope": {"api://payments/Payments.Submit openid profile offline_access"},
 		"username": {"ada@contoso.example"}, "password": {password}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] == "" {

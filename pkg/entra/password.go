@@ -14,8 +14,8 @@ import (
 )
 
 // password is the resource owner password credentials grant (ROPC) for
-// directory users: a public client, or a confidential one with its secret or
-// assertion. The token carries the requested delegated scopes in scp.
+// directory users: a public client (isFallbackPublicClient) without
+// credentials, or a confidential one with its secret or assertion. The token carries the requested delegated scopes in scp.
 func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	ctx := r.Context()
 	scopeParam := "scope"
@@ -35,7 +35,15 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 		return grant{}, notFoundApp(cl.AppID, req.tenant) // managed identities have no users
 	}
 	auth := authResult{client: cl, acr: "0"}
-	if req.form.Get("client_secret") != "" || req.form.Get("client_assertion") != "" {
+	presented := req.form.Get("client_secret") != "" || req.form.Get("client_assertion") != ""
+	switch {
+	case cl.Public && presented:
+		return grant{}, aadsts.New(aadsts.PublicClientWithCredential, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+	case !cl.Public && !presented:
+		// Only an application marked as a public client may use the
+		// password grant without authenticating, as in Entra.
+		return grant{}, aadsts.New(aadsts.ConfidentialClientNoSecret, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+	case presented:
 		if auth, err = s.authenticate(r, req, cl, req.form.Get("client_secret")); err != nil {
 			return grant{}, err
 		}

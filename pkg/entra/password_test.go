@@ -19,7 +19,7 @@ func TestPasswordGrant(t *testing.T) {
 			t.Fatalf("status %d body %v", resp.StatusCode, body)
 		}
 		_, c := claimsOf(t, f, body["access_token"].(string))
-		want := map[string]any{"aud": apiAppID, "azp": clientID, "azpacr": "0", "oid": user.ObjectID, "name": "Ada Lovelace",
+		want := map[string]any{"aud": apiAppID, "azp": publicClientID, "azpacr": "0", "oid": user.ObjectID, "name": "Ada Lovelace",
 			"preferred_username": "ada@contoso.example", "scp": "Payments.Submit", "tid": tenantID, "ver": "2.0"}
 		for k, v := range want {
 			if c[k] != v {
@@ -35,7 +35,7 @@ func TestPasswordGrant(t *testing.T) {
 	})
 
 	t.Run("confidential client, .default, v2", func(t *testing.T) {
-		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ropcForm("scope", "api://payments/.default", "client_secret", secret), nil)
+		resp, body := f.post(t, "/"+tenantID+"/oauth2/v2.0/token", ropcForm("scope", "api://payments/.default", "client_id", clientID, "client_secret", secret), nil)
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d body %v", resp.StatusCode, body)
 		}
@@ -62,7 +62,7 @@ func TestPasswordGrant(t *testing.T) {
 			t.Fatalf("status %d body %v", resp.StatusCode, body)
 		}
 		_, c := claimsOf(t, f, body["access_token"].(string))
-		want := map[string]any{"aud": "https://legacy.contoso.example", "appid": clientID, "appidacr": "0", "upn": "ada@contoso.example",
+		want := map[string]any{"aud": "https://legacy.contoso.example", "appid": publicClientID, "appidacr": "0", "upn": "ada@contoso.example",
 			"unique_name": "ada@contoso.example", "scp": "Legacy.Use", "oid": user.ObjectID, "ver": "1.0"}
 		for k, v := range want {
 			if c[k] != v {

@@ -49,6 +49,9 @@ type client struct {
 	PrincipalID string
 	// Application is false for a managed identity, which has no secrets.
 	Application bool
+	// Public is an application allowed public-client flows
+	// (isFallbackPublicClient).
+	Public bool
 }
 
 func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, error) {
@@ -64,7 +67,7 @@ func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID str
 		if err != nil {
 			return client{}, fmt.Errorf("get service principal: %w", err)
 		}
-		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true}, nil
+		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true, Public: app.PublicClient}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return client{}, fmt.Errorf("get application: %w", err)

@@ -85,7 +85,19 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"password: unpublished scope", v2, ropcForm("scope", "api://payments/Payments.Delete"), nil, 400, "invalid_scope", 70011, "The scope api://payments/Payments.Delete isn't valid"},
 		{"password: only OIDC scopes", v2, ropcForm("scope", "openid profile"), nil, 400, "invalid_scope", 70011, "isn't valid"},
 		{"password: two resources", v2, ropcForm("scope", "api://payments/Payments.Submit https://legacy.contoso.example/Legacy.Read"), nil, 400, "invalid_scope", 700022, "several resources"},
-		{"password: wrong client secret", v2, ropcForm("client_secret", "nope"), nil, 401, "invalid_client", 7000215, "Invalid client secret"},
+		{"password: wrong client secret", v2, ropcForm("client_id", clientID, "client_secret", "nope"), nil, 401, "invalid_client", 7000215, "Invalid client secret"},
+		// Only applications marked as public clients may use the password
+		// grant without authenticating. Captured 2024-12 (secureworks/TokenMan#1,
+		// with error_uri) and 2019-02 (MicrosoftDocs/azure-docs#25959).
+		{"password: confidential client without a secret", v2, ropcForm("client_id", clientID), nil, 401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."},
+		// Captured 2019-10 (pnp/cli-microsoft365#948) and 2022-02 (Dielee/teamsPresenceBridge#1).
+		{"password: public client with a secret", v2, ropcForm("client_secret", secret), nil, 401, "invalid_client", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."},
+		// One client authentication per request (RFC 6749, section 2.3). No
+		// capture of Entra's answer to both was found (searched: Entra's
+		// issues and pages, entra.md); 70002 is the code Entra reuses for
+		// client authentication failures (Azure-Samples/active-directory-dotnet-native-headless#22:
+		// "AADSTS70002: The request body must contain the following parameter: 'client_secret or client_assertion'").
+		{"a secret and an assertion", v2, ccForm("client_assertion", "good", "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), nil, 401, "invalid_client", 70002, "only one of the following parameters: 'client_assertion' or 'client_secret'"},
 		{"password: managed identity", v2, ropcForm("client_id", miClient), nil, 400, "unauthorized_client", 700016, "was not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,7 +21,7 @@ func (a *Applier) applyApplication(ctx context.Context, tid string, in Applicati
 	}
 	want := store.Application{
 		ObjectID: objectID, TenantID: tid, AppID: appID, DisplayName: in.Name, IdentifierURIs: in.IdentifierURIs,
-		AccessTokenAcceptedVersion: in.AccessTokenAcceptedVersion, ManagedBy: store.ManagedBySeed, CreatedAt: now.UTC(),
+		AccessTokenAcceptedVersion: in.AccessTokenAcceptedVersion, PublicClient: in.IsFallbackPublicClient, ManagedBy: store.ManagedBySeed, CreatedAt: now.UTC(),
 	}
 	for _, r := range in.AppRoles {
 		types := r.AllowedMemberTypes
@@ -115,7 +115,7 @@ func (a *Applier) applyCertificates(ctx context.Context, p principal, files []st
 
 func sameApplication(a, b store.Application) bool {
 	return a.AppID == b.AppID && a.DisplayName == b.DisplayName && slices.Equal(a.IdentifierURIs, b.IdentifierURIs) &&
-		a.AccessTokenAcceptedVersion == b.AccessTokenAcceptedVersion && slices.EqualFunc(a.AppRoles, b.AppRoles, func(x, y store.AppRole) bool {
+		a.AccessTokenAcceptedVersion == b.AccessTokenAcceptedVersion && a.PublicClient == b.PublicClient && slices.EqualFunc(a.AppRoles, b.AppRoles, func(x, y store.AppRole) bool {
 		return x.ID == y.ID && x.Value == y.Value && x.DisplayName == y.DisplayName && x.Description == y.Description &&
 			slices.Equal(x.AllowedMemberTypes, y.AllowedMemberTypes) && x.IsEnabled == y.IsEnabled
 	}) && slices.Equal(a.PermissionScopes, b.PermissionScopes)

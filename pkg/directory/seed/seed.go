@@ -43,10 +43,13 @@ type Application struct {
 	// the stored object across changes.
 	Name string `json:"name"`
 	// AppID is the client id; derived from the tenant and Name when empty.
-	AppID                      string    `json:"appId,omitempty"`
-	IdentifierURIs             []string  `json:"identifierUris,omitempty"`
-	AccessTokenAcceptedVersion int       `json:"accessTokenAcceptedVersion,omitempty"`
-	AppRoles                   []AppRole `json:"appRoles,omitempty"`
+	AppID                      string   `json:"appId,omitempty"`
+	IdentifierURIs             []string `json:"identifierUris,omitempty"`
+	AccessTokenAcceptedVersion int      `json:"accessTokenAcceptedVersion,omitempty"`
+	// IsFallbackPublicClient allows public-client flows: the password
+	// grant without a secret (Entra's "Allow public client flows").
+	IsFallbackPublicClient bool      `json:"isFallbackPublicClient,omitempty"`
+	AppRoles               []AppRole `json:"appRoles,omitempty"`
 	// OAuth2PermissionScopes are delegated permissions, issued in scp to
 	// users signing in with the password grant.
 	OAuth2PermissionScopes []PermissionScope     `json:"oauth2PermissionScopes,omitempty"`

@@ -71,8 +71,12 @@ type Application struct {
 	PermissionScopes []PermissionScope
 	// AccessTokenAcceptedVersion is 1 or 2; 0 means unset, which Entra treats as 1.
 	AccessTokenAcceptedVersion int
-	ManagedBy                  string
-	CreatedAt                  time.Time
+	// PublicClient is Graph's isFallbackPublicClient: the application may
+	// use public-client flows, such as the password grant without a
+	// secret. A confidential client (the default) must authenticate.
+	PublicClient bool
+	ManagedBy    string
+	CreatedAt    time.Time
 }
 
 // ServicePrincipal is an application's (or managed identity's) instance in a

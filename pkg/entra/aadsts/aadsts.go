@@ -72,6 +72,8 @@ const (
 	UserNotFound                = 50034
 	ServiceUnavailable          = 90033
 	InvalidInstance             = 50049
+	ConfidentialClientNoSecret  = 7000218 // a confidential client without a secret or assertion in a public-client flow
+	PublicClientWithCredential  = 700025
 )
 
 type kind struct {
@@ -121,6 +123,8 @@ var kinds = map[int]kind{
 	UserNotFound:                {"invalid_grant", 400, true},
 	ServiceUnavailable:          {"temporarily_unavailable", 503, false},
 	InvalidInstance:             {"invalid_instance", 400, false},
+	ConfidentialClientNoSecret:  {"invalid_client", 401, true}, // error_uri in a 2024-12 capture
+	PublicClientWithCredential:  {"invalid_client", 401, true},
 }
 
 // New returns the error for code with a formatted message. It panics on a

@@ -28,6 +28,7 @@ type appJSON struct {
 	IdentifierURIs      []string        `json:"identifierUris"`
 	AppRoles            []store.AppRole `json:"appRoles"`
 	API                 apiSettings     `json:"api"`
+	PublicClient        bool            `json:"isFallbackPublicClient"`
 	PasswordCredentials []passwordJSON  `json:"passwordCredentials"`
 	KeyCredentials      []keyJSON       `json:"keyCredentials"`
 	CreatedDateTime     string          `json:"createdDateTime"`
@@ -39,6 +40,7 @@ type appInput struct {
 	IdentifierURIs *[]string        `json:"identifierUris"`
 	AppRoles       *[]store.AppRole `json:"appRoles"`
 	API            *apiSettings     `json:"api"`
+	PublicClient   *bool            `json:"isFallbackPublicClient"`
 	KeyCredentials *[]keyJSON       `json:"keyCredentials"`
 	SignInAudience *string          `json:"signInAudience"`
 }
@@ -146,7 +148,7 @@ func (s *Server) owns(q *request, objectID string) (bool, error) {
 
 func (s *Server) appJSON(q *request, app store.Application) (appJSON, error) {
 	out := appJSON{ID: app.ObjectID, AppID: app.AppID, DisplayName: app.DisplayName, IdentifierURIs: app.IdentifierURIs,
-		AppRoles: app.AppRoles, CreatedDateTime: graphTime(app.CreatedAt),
+		AppRoles: app.AppRoles, CreatedDateTime: graphTime(app.CreatedAt), PublicClient: app.PublicClient,
 		PasswordCredentials: []passwordJSON{}, KeyCredentials: []keyJSON{}}
 	if out.IdentifierURIs == nil {
 		out.IdentifierURIs = []string{}
@@ -332,6 +334,9 @@ func applyAppInput(app *store.Application, in appInput) error {
 			}
 		}
 		app.AppRoles = roles
+	}
+	if in.PublicClient != nil {
+		app.PublicClient = *in.PublicClient
 	}
 	if in.API != nil && in.API.RequestedAccessTokenVersion != nil {
 		v := *in.API.RequestedAccessTokenVersion

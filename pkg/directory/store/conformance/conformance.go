@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"ManagedIdentities", testManagedIdentities},
 		{"Subscriptions", testSubscriptions},
 		{"RoleAssignments", testRoleAssignments},
+		{"PublicClients", testPublicClients},
 		{"Users", testUsers},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},

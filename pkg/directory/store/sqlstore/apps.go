@@ -104,7 +104,7 @@ func scanString(r scanner) (string, error) {
 	return v, err
 }
 
-const appColumns = "object_id, tenant_id, app_id, display_name, app_roles, permission_scopes, access_token_version, managed_by, created_at"
+const appColumns = "object_id, tenant_id, app_id, display_name, app_roles, permission_scopes, access_token_version, managed_by, created_at, public_client"
 
 // appJSON encodes the application's JSON columns: app roles and scopes.
 func appJSON(a store.Application) (roles, scopes string, err error) {
@@ -124,8 +124,8 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application, owne
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO applications ("+appColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO applications ("+appColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			a.ObjectID, a.TenantID, a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, ms(a.CreatedAt), flag(a.PublicClient)); err != nil {
 			return err
 		}
 		if err := s.putURIs(ctx, tx, a); err != nil {
@@ -178,8 +178,8 @@ func (s *Store) UpdateApplication(ctx context.Context, objectID string, fn store
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ? WHERE object_id = ?"),
-			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, objectID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind("UPDATE applications SET app_id = ?, display_name = ?, app_roles = ?, permission_scopes = ?, access_token_version = ?, managed_by = ?, public_client = ? WHERE object_id = ?"),
+			a.AppID, a.DisplayName, roles, scopes, a.AccessTokenAcceptedVersion, a.ManagedBy, flag(a.PublicClient), objectID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind("DELETE FROM identifier_uris WHERE object_id = ?"), objectID); err != nil {
@@ -235,14 +235,22 @@ func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]store.
 	return apps, nil
 }
 
+// flag is a boolean as both dialects store it.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func scanApp(r scanner) (store.Application, error) {
 	var a store.Application
 	var roles, scopes string
-	var created int64
-	if err := r.Scan(&a.ObjectID, &a.TenantID, &a.AppID, &a.DisplayName, &roles, &scopes, &a.AccessTokenAcceptedVersion, &a.ManagedBy, &created); err != nil {
+	var created, public int64
+	if err := r.Scan(&a.ObjectID, &a.TenantID, &a.AppID, &a.DisplayName, &roles, &scopes, &a.AccessTokenAcceptedVersion, &a.ManagedBy, &created, &public); err != nil {
 		return a, err
 	}
-	a.CreatedAt = fromMS(created)
+	a.CreatedAt, a.PublicClient = fromMS(created), public != 0
 	if err := json.Unmarshal([]byte(roles), &a.AppRoles); err != nil {
 		return a, err
 	}

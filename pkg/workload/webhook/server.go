@@ -13,11 +13,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/strictyaml"
 )
 
 // Config is the webhook's configuration file (`webhook --config FILE`).
@@ -69,15 +69,15 @@ type SelfManaged struct {
 	Validity metav1.Duration `json:"validity"`
 }
 
-// LoadConfig reads the file at path strictly (an unknown key is an error),
-// applies defaults and checks it.
+// LoadConfig reads the file at path strictly (an unknown key is an error,
+// named by its path with a suggestion), applies defaults and checks it.
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return c, err
 	}
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	if err := strictyaml.Decode(data, &c); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := c.setDefaults(); err != nil {

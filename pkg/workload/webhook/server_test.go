@@ -39,6 +39,13 @@ injection:
 		c.Injection.WorkloadAPI.SocketName != "spire-agent.sock" {
 		t.Errorf("defaults: %+v", c)
 	}
+	// Every problem at once, each under its key path.
+	_, err = LoadConfig(writeConfig(t, "namespace: a\ntls: {certFile: a, keyFile: b}\ninjection: {sidecar: {image: i, imagePullPolicy: 3, resources: {limits: {memory: lots}}}, defaults: {tenantId: t}}"))
+	for _, want := range []string{"injection.defaults.tenantId", "tenantID", "injection.sidecar.resources.limits.memory"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
 	for name, body := range map[string]string{
 		"unknown key":  "namespace: a\nnamspace: b\ntls: {certFile: a, keyFile: b}\ninjection: {sidecar: {image: i}}",
 		"no namespace": "tls: {certFile: a, keyFile: b}\ninjection: {sidecar: {image: i}}",

@@ -8,12 +8,12 @@ package k8stest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -126,7 +126,7 @@ func Start(t testing.TB) *Cluster {
 	}
 	c.eventually(t, "the API server to be ready", 60*time.Second, func(ctx context.Context) error {
 		if c.APIServer.Exited() {
-			return fmt.Errorf("kube-apiserver exited")
+			return fmt.Errorf("kube-apiserver %w", errExited)
 		}
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {
@@ -143,7 +143,7 @@ func Start(t testing.TB) *Cluster {
 		"--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller")
 	c.eventually(t, "the controllers to create the default ServiceAccount", 60*time.Second, func(ctx context.Context) error {
 		if c.ControllerManager.Exited() {
-			return fmt.Errorf("kube-controller-manager exited")
+			return fmt.Errorf("kube-controller-manager %w", errExited)
 		}
 		_, err := c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
@@ -181,6 +181,10 @@ func (c *Cluster) Eventually(t testing.TB, what string, timeout time.Duration, f
 	c.eventually(t, what, timeout, f)
 }
 
+// errExited ends a wait at once: a process that exited will not become
+// ready.
+var errExited = errors.New("exited")
+
 func (c *Cluster) eventually(t testing.TB, what string, timeout time.Duration, f func(context.Context) error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -191,7 +195,7 @@ func (c *Cluster) eventually(t testing.TB, what string, timeout time.Duration, f
 		if err == nil {
 			return
 		}
-		if time.Now().After(deadline) || strings.HasSuffix(err.Error(), " exited") {
+		if time.Now().After(deadline) || errors.Is(err, errExited) {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -121,7 +121,7 @@ func TestDeployPublicOverlay(t *testing.T) {
 		t.Fatalf("the Ingress serves %s, the issuer is %s", host, cfg.OIDC.Issuer)
 	}
 	for _, obj := range built.Objects {
-		if ns := namespaceOf(obj); ns != "spire-system" {
+		if ns := obj.Namespace(); ns != "spire-system" {
 			t.Errorf("%s %s in namespace %q", obj.Kind, obj.Name, ns)
 		}
 	}
@@ -173,13 +173,4 @@ func TestDeploySPIREExamples(t *testing.T) {
 			t.Errorf("server.conf lacks %s", want)
 		}
 	}
-}
-
-func namespaceOf(o chart.Object) string {
-	b, _ := json.Marshal(o.Value)
-	var v struct {
-		Metadata struct{ Namespace string } `json:"metadata"`
-	}
-	_ = json.Unmarshal(b, &v)
-	return v.Metadata.Namespace
 }

@@ -5,6 +5,7 @@ package chart
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -49,6 +50,17 @@ func (r Rendered) Find(kind, suffix string) (Object, bool) {
 		}
 	}
 	return Object{}, false
+}
+
+// Namespace is the object's metadata.namespace: empty for cluster-scoped
+// kinds, and for namespaced ones unless the chart sets it.
+func (o Object) Namespace() string {
+	b, _ := json.Marshal(o.Value)
+	var v struct {
+		Metadata struct{ Namespace string } `json:"metadata"`
+	}
+	_ = json.Unmarshal(b, &v)
+	return v.Metadata.Namespace
 }
 
 // Kinds counts the objects by kind.

@@ -29,12 +29,7 @@ func gatewayContainer(t *testing.T, d *appsv1.Deployment) corev1.Container {
 // TestSPIREGlobalsTakePrecedence: a global.spire.* value that is set wins
 // over the chart's own, as in SPIRE's charts; unset, the chart's own count.
 func TestSPIREGlobalsTakePrecedence(t *testing.T) {
-	local := map[string]any{
-		"trustDomain": "local.example", "jwtIssuer": "https://oidc.local.example", "clusterDomain": "local.cluster",
-		"bundleSource": "ConfigMap", "bundleConfigMap": "local-bundle",
-		"image": map[string]any{"registry": "registry.local.example"},
-	}
-	r := render(t, local)
+	r := render(t, chart.Values("spire-locals"))
 	checkInvariants(t, r)
 	cfg := gatewayConfig(t, r)
 	d := deployment(t, r)
@@ -47,12 +42,7 @@ func TestSPIREGlobalsTakePrecedence(t *testing.T) {
 		t.Errorf("local values not used: %+v %s", cfg.OIDC, gatewayContainer(t, d).Image)
 	}
 
-	local["global"] = map[string]any{
-		"spire": map[string]any{"trustDomain": "global.example", "jwtIssuer": "https://oidc.global.example", "bundleConfigMap": "global-bundle",
-			"image": map[string]any{"registry": "mirror.global.example"}},
-		"k8s": map[string]any{"clusterDomain": "global.cluster"},
-	}
-	r = render(t, local)
+	r = render(t, chart.Values("spire-globals"))
 	checkInvariants(t, r)
 	cfg = gatewayConfig(t, r)
 	d = deployment(t, r)
@@ -78,30 +68,17 @@ func TestSPIREGlobalsTakePrecedence(t *testing.T) {
 // TestNamespaceOverride: every namespaced object goes where
 // namespaceOverride, or SPIRE's recommended layout, says.
 func TestNamespaceOverride(t *testing.T) {
-	spire := func(server string) map[string]any {
-		return map[string]any{"spire": map[string]any{"recommendations": map[string]any{"enabled": true},
-			"namespaces": map[string]any{"server": map[string]any{"name": server}}}}
-	}
-	all := map[string]any{
-		"clusterSPIFFEID": map[string]any{"enabled": true}, "networkPolicy": map[string]any{"enabled": true},
-		"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
-	}
 	for _, tc := range []struct {
-		name   string
-		values map[string]any
-		want   string
+		name, variant, want string
 	}{
-		{"release namespace", map[string]any{}, chart.Namespace},
-		{"namespaceOverride", map[string]any{"namespaceOverride": "gateway"}, "gateway"},
-		{"SPIRE's layout", map[string]any{"global": spire("")}, "spire-server"},
-		{"SPIRE's server namespace", map[string]any{"global": spire("spire-mgmt")}, "spire-mgmt"},
-		{"namespaceOverride first", map[string]any{"global": spire("spire-mgmt"), "namespaceOverride": "gateway"}, "gateway"},
+		{"release namespace", "namespace-of-release", chart.Namespace},
+		{"namespaceOverride", "namespace-override", "gateway"},
+		{"SPIRE's layout", "namespace-spire-layout", "spire-server"},
+		{"SPIRE's server namespace", "namespace-spire-server", "spire-mgmt"},
+		{"namespaceOverride first", "namespace-override-first", "gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range all {
-				tc.values[k] = v
-			}
-			r := render(t, tc.values)
+			r := render(t, chart.Values(tc.variant))
 			checkInvariants(t, r)
 			for _, o := range r.Objects {
 				if o.Kind == "ClusterSPIFFEID" {
@@ -111,7 +88,7 @@ func TestNamespaceOverride(t *testing.T) {
 					}
 					continue
 				}
-				if ns := namespaceOf(o); ns != tc.want {
+				if ns := o.Namespace(); ns != tc.want {
 					t.Errorf("%s %s in namespace %q, want %q", o.Kind, o.Name, ns, tc.want)
 				}
 			}

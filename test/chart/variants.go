@@ -23,6 +23,34 @@ func Variants() []Variant {
 		return map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}},
 			"runAsNonRoot": true, "seccompProfile": map[string]any{"type": "RuntimeDefault"}}
 	}
+	locals := func() map[string]any {
+		return map[string]any{
+			"trustDomain": "local.example", "jwtIssuer": "https://oidc.local.example", "clusterDomain": "local.cluster",
+			"bundleSource": "ConfigMap", "bundleConfigMap": "local-bundle",
+			"image": map[string]any{"registry": "registry.local.example"},
+		}
+	}
+	globals := locals()
+	globals["global"] = map[string]any{
+		"spire": map[string]any{"trustDomain": "global.example", "jwtIssuer": "https://oidc.global.example", "bundleConfigMap": "global-bundle",
+			"image": map[string]any{"registry": "mirror.global.example"}},
+		"k8s": map[string]any{"clusterDomain": "global.cluster"},
+	}
+	// Every namespaced object the chart has, in the namespace set.
+	namespaced := func(extra map[string]any) map[string]any {
+		v := map[string]any{
+			"clusterSPIFFEID": map[string]any{"enabled": true}, "networkPolicy": map[string]any{"enabled": true},
+			"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
+		}
+		for k, x := range extra {
+			v[k] = x
+		}
+		return v
+	}
+	spireLayout := func(server string) map[string]any {
+		return map[string]any{"spire": map[string]any{"recommendations": map[string]any{"enabled": true},
+			"namespaces": map[string]any{"server": map[string]any{"name": server}}}}
+	}
 	return []Variant{
 		{"defaults", nil},
 		{"postgres-replicas", map[string]any{"replicaCount": 3, "store": postgres()}},
@@ -84,6 +112,13 @@ func Variants() []Variant {
 		}},
 		{"key-encryption-existing-secret", map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"existingSecret": "my-kek"}}}},
 		{"key-encryption-off", map[string]any{"entra": map[string]any{"keyEncryption": map[string]any{"allowUnencrypted": true}}}},
+		{"spire-locals", locals()},
+		{"spire-globals", globals},
+		{"namespace-of-release", namespaced(nil)},
+		{"namespace-override", namespaced(map[string]any{"namespaceOverride": "gateway"})},
+		{"namespace-spire-layout", namespaced(map[string]any{"global": spireLayout("")})},
+		{"namespace-spire-server", namespaced(map[string]any{"global": spireLayout("spire-mgmt")})},
+		{"namespace-override-first", namespaced(map[string]any{"global": spireLayout("spire-mgmt"), "namespaceOverride": "gateway"})},
 		{"webhook-self-managed", map[string]any{"webhook": map[string]any{"enabled": true, "excludedNamespaces": []any{"infra"}}}},
 		{"webhook-cert-manager", map[string]any{"webhook": map[string]any{"enabled": true, "replicaCount": 1, "failurePolicy": "Ignore",
 			"tls": map[string]any{"mode": "certManager"}, "sidecar": map[string]any{"image": map[string]any{"tag": "9.9.9"}}},

@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -20,26 +21,44 @@ import (
 const deployment = "gw-spiffe-entra-gateway"
 
 // testVariants installs every values combination the render tests cover,
-// each in its own namespace under PodSecurity restricted, and checks that
-// the pods of each of its Deployments are admitted. The hostPath Workload
-// API mode, which restricted and baseline refuse (testHostPathRefused),
-// goes where SPIRE's agents run: a privileged namespace.
+// each as its own release in its own namespace under PodSecurity
+// restricted (and the namespaces its values send objects to), and checks
+// that the pods of each of its Deployments are admitted. The hostPath
+// Workload API mode, which restricted and baseline refuse
+// (testHostPathRefused), goes where SPIRE's agents run: a privileged
+// namespace.
 func testVariants(t *testing.T, c *k8stest.Cluster) {
-	for _, v := range charttest.Variants() {
+	variants := charttest.Variants()
+	// The namespaces values name (namespaceOverride, SPIRE's layout), shared
+	// by several variants, live until the last one is done.
+	created := map[string]bool{}
+	for _, v := range variants {
+		r, err := charttest.Render(chartDir, v.Values)
+		if err != nil {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		for _, o := range r.Objects {
+			if ns := o.Namespace(); ns != "" && ns != charttest.Namespace && !created[ns] {
+				created[ns] = true
+				c.Namespace(t, ns, restricted)
+			}
+		}
+	}
+	for i, v := range variants {
 		t.Run(v.Name, func(t *testing.T) {
-			ns := "variant-" + v.Name
+			ns, release := "variant-"+v.Name, fmt.Sprintf("gw%d", i)
 			level := restricted
 			if w, _ := v.Values["workloadAPI"].(map[string]any); w["mode"] == "hostPath" {
 				level = privileged
 			}
 			c.Namespace(t, ns, level)
-			newHelm(t, c, ns).install("gw", v.Values)
-			ds, err := c.Client.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+			newHelm(t, c, ns).install(release, v.Values)
+			ds, err := c.Client.AppsV1().Deployments("").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
 			if err != nil || len(ds.Items) == 0 {
 				t.Fatalf("%d Deployments: %v", len(ds.Items), err)
 			}
 			for _, d := range ds.Items {
-				admitted(t, c, ns, d.Name)
+				admitted(t, c, d.Namespace, d.Name)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
@@ -69,13 +70,23 @@ func (s *Server) verifySecret(r *http.Request, cl client, secret string) error {
 	if !cl.Application {
 		return invalidSecret(cl)
 	}
+	// Guessing is throttled per client from one address and per client:
+	// past the limit even the right secret waits for the window's end.
+	now := s.opts.now()
+	sourceKey, clientKey := cl.AppID+"|"+sourceAddress(r), "secret|"+cl.AppID
+	if wait := max(s.sourceFailures.blocked(sourceKey, now), s.clientFailures.blocked(clientKey, now)); wait > 0 {
+		return throttled(wait)
+	}
 	creds, err := s.store.ListPasswordCredentials(r.Context(), cl.OwnerID)
 	if err != nil {
 		return fmt.Errorf("list password credentials: %w", err)
 	}
-	switch directory.CheckSecret(creds, secret, s.opts.now()) {
+	switch directory.CheckSecret(creds, secret, now) {
 	case directory.SecretValid:
 		return nil
+	case directory.SecretInvalid:
+		s.sourceFailures.failed(sourceKey, now)
+		s.clientFailures.failed(clientKey, now)
 	case directory.SecretExpired:
 		return aadsts.New(aadsts.ExpiredClientSecret, "The provided client secret keys for app '%s' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.", cl.AppID)
 	}
@@ -84,4 +95,13 @@ func (s *Server) verifySecret(r *http.Request, cl client, secret string) error {
 
 func invalidSecret(cl client) error {
 	return aadsts.New(aadsts.InvalidClientSecret, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", cl.AppID)
+}
+
+// sourceAddress is the request's peer address without its port.
+func sourceAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

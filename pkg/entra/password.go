@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
@@ -54,17 +53,9 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 			return grant{}, err
 		}
 	}
-	user, err := s.store.GetUserByUPN(ctx, req.tenant.ID, strings.ToLower(req.form.Get("username")))
-	if errors.Is(err, store.ErrNotFound) {
-		return grant{}, aadsts.New(aadsts.UserNotFound, "The user account {EUII Hidden} does not exist in the %s directory. To sign into this application, the account must be added to the directory.", req.tenant.ID)
-	}
-	if err != nil {
-		return grant{}, fmt.Errorf("get user: %w", err)
-	}
-	if !directory.CheckPassword(user.PasswordHash, req.form.Get("password")) {
-		return grant{}, aadsts.New(aadsts.InvalidUsernameOrPassword, "Error validating credentials due to invalid username or password.")
-	}
 	resourceName = resourceAlias(r, resourceName)
+	// Everything cheap is checked before the password: the resource and
+	// the scopes, then the lockouts.
 	res, err := s.resolveResource(ctx, req.tenant, resourceName)
 	if err != nil {
 		return grant{}, err
@@ -72,6 +63,33 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	scopes, err := grantScopes(res, resourceName, wanted)
 	if err != nil {
 		return grant{}, err
+	}
+	upn := strings.ToLower(req.form.Get("username"))
+	userKey, clientKey := req.tenant.ID+"|"+upn, "password|"+req.tenant.ID+"|"+cl.AppID
+	now := s.opts.now()
+	if s.userFailures.blocked(userKey, now) > 0 {
+		return grant{}, locked()
+	}
+	if wait := s.clientFailures.blocked(clientKey, now); wait > 0 {
+		return grant{}, throttled(wait)
+	}
+	user, err := s.store.GetUserByUPN(ctx, req.tenant.ID, upn)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return grant{}, fmt.Errorf("get user: %w", err)
+	}
+	// An unknown user costs the same hash as a wrong password.
+	ok, err := s.passwords.verify(ctx, user.PasswordHash, req.form.Get("password"))
+	if err != nil {
+		return grant{}, err
+	}
+	if !ok {
+		s.userFailures.failed(userKey, now)
+		s.clientFailures.failed(clientKey, now)
+		if !known {
+			return grant{}, aadsts.New(aadsts.UserNotFound, "The user account {EUII Hidden} does not exist in the %s directory. To sign into this application, the account must be added to the directory.", req.tenant.ID)
+		}
+		return grant{}, aadsts.New(aadsts.InvalidUsernameOrPassword, "Error validating credentials due to invalid username or password.")
 	}
 	return grant{auth: auth, user: &user, scopes: scopes, resource: res, requested: resourceName}, nil
 }

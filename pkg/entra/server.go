@@ -35,6 +35,11 @@ type Server struct {
 	verifier AssertionVerifier
 	signer   TokenSigner
 	opts     options
+
+	// Guessing defences: failures per user (smart lockout), per client and
+	// per client from one address, and the bound on password hashing.
+	userFailures, clientFailures, sourceFailures *failureCounter
+	passwords                                    *passwordChecker
 }
 
 type options struct {
@@ -83,7 +88,12 @@ func New(s store.Store, v AssertionVerifier, sg TokenSigner, opts ...Option) *Se
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Server{store: s, verifier: v, signer: sg, opts: o}
+	return &Server{store: s, verifier: v, signer: sg, opts: o,
+		userFailures:   newFailureCounter(userFailures, failureWindow),
+		clientFailures: newFailureCounter(clientFailures, failureWindow),
+		sourceFailures: newFailureCounter(sourceFailures, failureWindow),
+		passwords:      newPasswordChecker(),
+	}
 }
 
 // Handler returns the HTTP routes.

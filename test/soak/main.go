@@ -39,15 +39,24 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Minute, "how long the load runs (at most 1h)")
 	calibrate := flag.Duration("calibrate", 15*time.Second, "how long the capacity is measured first")
 	workers := flag.Int("workers", 16, "concurrent clients while measuring capacity; the bound of requests in flight after")
+	wrongPasswords := flag.Int("wrong-passwords", 0, "instead of the soak: send this many wrong passwords at once and report the peak RSS")
 	flag.Parse()
 	if *duration > time.Hour {
 		log.Fatal("-duration is at most 1h: the soak is bounded")
 	}
-	g, err := start(*bin)
+	seedFile := ""
+	if *wrongPasswords > 0 {
+		seedFile = passwordSeed()
+	}
+	g, err := start(*bin, seedFile)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer g.stop()
+	if *wrongPasswords > 0 {
+		burst(g, *wrongPasswords)
+		return
+	}
 
 	ops := g.ops()
 	capacity := measure(ops, *workers, *calibrate)
@@ -78,13 +87,17 @@ func freePort() string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-func start(bin string) (*gateway, error) {
+func start(bin, seedFile string) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "soak-")
 	if err != nil {
 		return nil, err
 	}
 	entraPort, oidcPort := freePort(), freePort()
-	cmd := exec.Command(bin, "serve", "--dev", "--data-dir", dir, "--entra-addr", "127.0.0.1:"+entraPort, "--oidc-addr", "127.0.0.1:"+oidcPort)
+	args := []string{"serve", "--dev", "--data-dir", dir, "--entra-addr", "127.0.0.1:" + entraPort, "--oidc-addr", "127.0.0.1:" + oidcPort}
+	if seedFile != "" {
+		args = append(args, "--seed", seedFile)
+	}
+	cmd := exec.Command(bin, args...)
 	logFile, err := os.Create(filepath.Join(dir, "gateway.log"))
 	if err != nil {
 		return nil, err

@@ -71,6 +71,8 @@ const (
 	InvalidUsernameOrPassword   = 50126
 	UserNotFound                = 50034
 	ServiceUnavailable          = 90033
+	AccountLocked               = 50053 // smart lockout
+	TooManyRequests             = 90055 // TenantThrottlingThreshold
 	InvalidInstance             = 50049
 	ConfidentialClientNoSecret  = 7000218 // a confidential client without a secret or assertion in a public-client flow
 	PublicClientWithCredential  = 700025
@@ -122,6 +124,8 @@ var kinds = map[int]kind{
 	InvalidUsernameOrPassword:   {"invalid_grant", 400, true},
 	UserNotFound:                {"invalid_grant", 400, true},
 	ServiceUnavailable:          {"temporarily_unavailable", 503, false},
+	AccountLocked:               {"invalid_grant", 400, true},
+	TooManyRequests:             {"temporarily_unavailable", 429, false},
 	InvalidInstance:             {"invalid_instance", 400, false},
 	ConfidentialClientNoSecret:  {"invalid_client", 401, true}, // error_uri in a 2024-12 capture
 	PublicClientWithCredential:  {"invalid_client", 401, true},

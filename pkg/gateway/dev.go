@@ -216,11 +216,8 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := d.gw.waitForKeys(ctx, 10*time.Second); err != nil {
 		return nil, err
 	}
-	if !d.gw.Seeded() {
-		return nil, errors.New("the development tenant could not be applied to the store (the log says why)")
-	}
-	if !d.gw.ent.Signer.Ready() {
-		return nil, errors.New("no signing key could be loaded from the store (the log says why)")
+	if err := d.gw.startErr; err != nil {
+		return nil, fmt.Errorf("the development directory: %w", err)
 	}
 
 	d.Info = DevInfo{

@@ -96,24 +96,21 @@ func (s *Server) newEntra(ctx context.Context) error {
 	s.seeder = &seed.Applier{Store: s.store, ParseExpression: expression.Check, Logger: s.logger.With("component", "seed"), Base: s.opts.seed}
 	// A first try now, so that a store that answers holds the seed before
 	// the listeners open; Run retries what fails.
-	s.trySeed(ctx)
+	s.startErr = s.trySeed(ctx)
 	return nil
 }
 
-// trySeed applies the seed once and reports whether the store took it.
-func (s *Server) trySeed(ctx context.Context) bool {
+// trySeed applies the seed once and returns why the store did not take it.
+func (s *Server) trySeed(ctx context.Context) error {
 	path := s.cfg.Entra.SeedFile
 	if err := s.seeder.Apply(ctx, s.seedFile); err != nil {
 		s.logger.Error("cannot apply the seed file; retrying", "path", path, "error", err)
-		return false
+		return err
 	}
 	s.seeded.Store(true)
 	s.logger.Info("seed file applied", "path", path)
-	return true
+	return nil
 }
-
-// Seeded reports whether the seed has been applied (true without a seed).
-func (s *Server) Seeded() bool { return s.seeder == nil || s.seeded.Load() }
 
 // applySeed applies the seed file, retrying until the store takes it, then
 // follows the file's changes.
@@ -124,7 +121,7 @@ func (s *Server) applySeed(ctx context.Context) {
 			return
 		case <-time.After(seedInterval):
 		}
-		s.trySeed(ctx)
+		_ = s.trySeed(ctx) // logged; tried again
 	}
 	if path := s.cfg.Entra.SeedFile; path != "" {
 		s.seeder.Watch(ctx, path, s.seedData, seedInterval)

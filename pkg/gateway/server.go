@@ -44,12 +44,15 @@ type Server struct {
 	seedFile  seed.File // parsed once at start
 	seedData  []byte    // its content, the watch's baseline
 	seeded    atomic.Bool
-	metrics   *metrics.Metrics
-	oidc      Listener
-	entra     Listener
-	health    Listener
-	metricsL  Listener
-	opts      options
+	// startErr is why New's first seed or signing-key load failed; Run
+	// retries them.
+	startErr error
+	metrics  *metrics.Metrics
+	oidc     Listener
+	entra    Listener
+	health   Listener
+	metricsL Listener
+	opts     options
 }
 
 type options struct {
@@ -132,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		}
 		// As with the seed: keys now when the store answers, else in Run.
 		if err := s.ent.Signer.Refresh(ctx); err != nil {
+			s.startErr = errors.Join(s.startErr, err)
 			logger.Warn("no signing keys from the store yet; retrying", "error", err)
 		}
 		if s.entra.Net, err = s.listen("entra.listen_addr", cfg.Entra.ListenAddr); err != nil {

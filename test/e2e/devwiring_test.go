@@ -99,3 +99,31 @@ func TestDevDataDirFromTheRetiredSeeder(t *testing.T) {
 		t.Fatalf("the development client after the migration: %v", err)
 	}
 }
+
+// TestDevStartSaysWhyTheTenantWasRefused: an object created through an API
+// where the development tenant wants its own stops serve --dev with the
+// seed's reason.
+func TestDevStartSaysWhyTheTenantWasRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, store.Tenant{ID: devtenant.TenantID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateApplication(ctx, store.Application{ObjectID: "2f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
+		AppID: devtenant.ClientAppID, DisplayName: "made through Graph", CreatedAt: time.Now()}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	g, err := devgw.New(dir)
+	if err == nil {
+		g.Close()
+		t.Fatal("serve --dev started over an application in the way")
+	}
+	if !strings.Contains(err.Error(), "the development directory") || !strings.Contains(err.Error(), `application "dev-workload"`) {
+		t.Errorf("the error does not say why: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,7 +110,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest)
 	var sa *corev1.ServiceAccount
 	if h.ServiceAccount != nil {
 		var err error
-		if sa, err = h.ServiceAccount(ctx, req.Namespace, cmpOr(pod.Spec.ServiceAccountName, "default")); err != nil {
+		if sa, err = h.ServiceAccount(ctx, req.Namespace, cmp.Or(pod.Spec.ServiceAccountName, "default")); err != nil {
 			log.Error("pod refused: its ServiceAccount could not be read", "error", err)
 			return deny(http.StatusInternalServerError, "spiffe-entra-gateway webhook: reading the pod's ServiceAccount for its annotations: "+err.Error()), "failed"
 		}

@@ -11,6 +11,7 @@
 package webhook
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,8 +81,8 @@ type identity struct {
 
 func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (identity, error) {
 	get := func(key string) string {
-		if v, ok := pod.Annotations[key]; ok {
-			return strings.TrimSpace(v)
+		if v := strings.TrimSpace(pod.Annotations[key]); v != "" {
+			return v
 		}
 		if sa != nil {
 			return strings.TrimSpace(sa.Annotations[key])
@@ -90,9 +91,9 @@ func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (iden
 	}
 	id := identity{
 		clientID:         get(AnnotationClientID),
-		tenantID:         cmpOr(get(AnnotationTenantID), c.Defaults.TenantID),
-		authorityHost:    cmpOr(get(AnnotationAuthorityHost), c.Defaults.AuthorityHost),
-		audience:         cmpOr(get(AnnotationAudience), c.Defaults.Audience),
+		tenantID:         cmp.Or(get(AnnotationTenantID), c.Defaults.TenantID),
+		authorityHost:    cmp.Or(get(AnnotationAuthorityHost), c.Defaults.AuthorityHost),
+		audience:         cmp.Or(get(AnnotationAudience), c.Defaults.Audience),
 		identityEndpoint: get(AnnotationIdentityEndpoint) == "true",
 	}
 	if id.identityEndpoint {
@@ -106,7 +107,7 @@ func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (iden
 	// The managed-identity endpoint exchanges for a tenant and a default
 	// client id: the sidecar does not start without them.
 	if !c.AllowMissingClientID || id.identityEndpoint {
-		sa := cmpOr(pod.Spec.ServiceAccountName, "default")
+		sa := cmp.Or(pod.Spec.ServiceAccountName, "default")
 		for _, need := range []struct{ value, annotation, what string }{
 			{id.clientID, AnnotationClientID, "a client id"},
 			{id.tenantID, AnnotationTenantID, "a tenant id"},
@@ -118,13 +119,6 @@ func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (iden
 		}
 	}
 	return id, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // env is the environment every container gets, in a fixed order; empty

@@ -245,7 +245,8 @@ func TestAnnotationsFromTheServiceAccount(t *testing.T) {
 	c := testInjection(t)
 	c.Defaults = Defaults{TenantID: "default-tenant", Audience: "api://default"}
 	in := optedIn(corev1.PodSpec{ServiceAccountName: "worker", Containers: []corev1.Container{{Name: "app"}}})
-	in.Annotations = map[string]string{AnnotationAudience: "api://pod"}
+	// An empty annotation on the pod does not hide its ServiceAccount's.
+	in.Annotations = map[string]string{AnnotationAudience: "api://pod", AnnotationClientID: " "}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "worker", Annotations: map[string]string{
 		AnnotationClientID: "sa-client", AnnotationAudience: "api://sa", AnnotationAuthorityHost: "https://gw.example/",
 	}}}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -164,7 +165,7 @@ func (s *SelfCA) issue() (*issued, error) {
 		return nil, err
 	}
 	leafTmpl := &x509.Certificate{
-		SerialNumber: serialNumber(), Subject: pkix.Name{CommonName: cmpOr(firstOf(s.dnsNames), "spiffe-entra-gateway-webhook")},
+		SerialNumber: serialNumber(), Subject: pkix.Name{CommonName: cmp.Or(firstOf(s.dnsNames), "spiffe-entra-gateway-webhook")},
 		NotBefore: now.Add(-time.Minute), NotAfter: until, DNSNames: s.dnsNames, IPAddresses: s.ips,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -87,9 +88,9 @@ func LoadConfig(path string) (Config, error) {
 }
 
 func (c *Config) setDefaults() error {
-	c.ListenAddr = cmpOr(c.ListenAddr, ":9443")
-	c.HealthAddr = cmpOr(c.HealthAddr, ":8008")
-	c.Namespace = cmpOr(c.Namespace, os.Getenv("POD_NAMESPACE"))
+	c.ListenAddr = cmp.Or(c.ListenAddr, ":9443")
+	c.HealthAddr = cmp.Or(c.HealthAddr, ":8008")
+	c.Namespace = cmp.Or(c.Namespace, os.Getenv("POD_NAMESPACE"))
 	if c.Namespace == "" {
 		return errors.New("namespace is required (or POD_NAMESPACE): the webhook's own pods must never depend on it")
 	}

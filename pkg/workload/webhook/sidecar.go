@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -107,9 +108,9 @@ func (c *Injection) setDefaults() error {
 		}
 	}
 	w := &c.WorkloadAPI
-	w.Mode = cmpOr(w.Mode, "csi")
-	w.CSIDriver = cmpOr(w.CSIDriver, "csi.spiffe.io")
-	w.SocketName = cmpOr(w.SocketName, "spire-agent.sock")
+	w.Mode = cmp.Or(w.Mode, "csi")
+	w.CSIDriver = cmp.Or(w.CSIDriver, "csi.spiffe.io")
+	w.SocketName = cmp.Or(w.SocketName, "spire-agent.sock")
 	switch {
 	case w.Mode == "hostPath" && w.HostPath == "":
 		return fmt.Errorf("injection.workloadAPI.hostPath is required with mode hostPath")

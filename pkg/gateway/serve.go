@@ -22,12 +22,17 @@ type Listener struct {
 	Handler http.Handler
 	// TLS serves HTTPS with this configuration; nil serves plain HTTP.
 	TLS *tls.Config
+	// Public marks a listener open to the internet (the OIDC discovery
+	// provider Entra fetches from): shorter timeouts for idle and slow
+	// clients.
+	Public bool
 }
 
 // newServer returns an http.Server with bounded header size and timeouts, so
-// that slow or oversized requests cannot hold connections open.
-func newServer(h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http.Server {
-	return &http.Server{
+// that slow or oversized requests cannot hold connections open; a public
+// listener's are shorter.
+func newServer(h http.Handler, tlsConfig *tls.Config, public bool, logger *slog.Logger) *http.Server {
+	srv := &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -37,6 +42,10 @@ func newServer(h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+	if public {
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = 5*time.Second, 10*time.Second, 30*time.Second
+	}
+	return srv
 }
 
 // shutdownGrace bounds how long a shutdown waits for the requests in flight
@@ -55,7 +64,8 @@ func serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) erro
 func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, listeners ...Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
-		srv := newServer(l.Handler, l.TLS, logger)
+		srv := newServer(l.Handler, l.TLS, l.Public, logger)
+		ln := limitConns(l.Net, maxConns, maxConnsPerAddr)
 		var active atomic.Int64 // connections with a request in flight
 		srv.ConnState = func(_ net.Conn, st http.ConnState) {
 			switch st {
@@ -68,9 +78,9 @@ func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, 
 		g.Go(func() error {
 			var err error
 			if l.TLS != nil {
-				err = srv.ServeTLS(l.Net, "", "")
+				err = srv.ServeTLS(ln, "", "")
 			} else {
-				err = srv.Serve(l.Net)
+				err = srv.Serve(ln)
 			}
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil

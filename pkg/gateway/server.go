@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if s.oidc.Net, err = s.listen("oidc.listen_addr", cfg.OIDC.ListenAddr); err != nil {
 		return nil, err
 	}
-	s.oidc.Name, s.oidc.TLS = "oidc", tlsConfig
+	s.oidc.Name, s.oidc.TLS, s.oidc.Public = "oidc", tlsConfig, true
 	checks := []health.Check{}
 	for _, iss := range s.issuers {
 		s.metrics.KeySetAge(iss.URL(), func() time.Time { return iss.Status().Source.Changed })

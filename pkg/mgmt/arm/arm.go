@@ -4,6 +4,7 @@
 package arm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -341,6 +343,9 @@ func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized.")
+	}
+	if !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0 || bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized: it must be UTF-8 text without NUL characters.")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized: '%v'.", err)

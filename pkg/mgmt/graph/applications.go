@@ -244,7 +244,7 @@ func (s *Server) listApplications(q *request) error {
 	}
 	if t := query.Get("$skiptoken"); t != "" {
 		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > len(apps) {
 			return badRequest("Request_BadRequest", "Invalid skip token '%s'.", t)
 		}
 		skip = n
@@ -312,6 +312,9 @@ func (s *Server) createApplication(q *request) error {
 }
 
 func applyAppInput(app *store.Application, in appInput) error {
+	if err := checkAppLimits(in); err != nil {
+		return err
+	}
 	if in.DisplayName != nil {
 		app.DisplayName = *in.DisplayName
 	}

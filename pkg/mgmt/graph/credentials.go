@@ -98,6 +98,13 @@ func (s *Server) addPassword(q *request, app store.Application) error {
 		}
 		lifetime = end.Sub(s.now())
 	}
+	existing, err := s.store.ListPasswordCredentials(q.ctx(), app.ObjectID)
+	if err != nil {
+		return err
+	}
+	if len(existing) >= maxPasswordCredentials {
+		return badRequest("Request_BadRequest", "The application has %d password credentials; at most %d are allowed.", len(existing), maxPasswordCredentials)
+	}
 	cred, secret, err := directory.NewPasswordCredential(app.ObjectID, in.PasswordCredential.DisplayName, s.now().UTC(), lifetime)
 	if err != nil {
 		return err

@@ -44,6 +44,8 @@ type SelfCA struct {
 	logger   *slog.Logger
 	now      func() time.Time
 
+	pending *issued // issued, not yet in the bundle (Run's goroutine only)
+
 	mu      sync.Mutex
 	current *issued
 	ready   bool
@@ -114,14 +116,20 @@ func (s *SelfCA) pass(ctx context.Context) error {
 	s.mu.Unlock()
 	next := cur
 	if cur == nil || cur.until.Sub(s.now()) < s.validity/3 {
-		var err error
-		if next, err = s.issue(); err != nil {
-			return err
+		// The same new CA until it is in the bundle: a write that failed,
+		// or whose answer was lost, is retried with it, not with another.
+		if s.pending == nil {
+			var err error
+			if s.pending, err = s.issue(); err != nil {
+				return err
+			}
 		}
+		next = s.pending
 	}
 	if err := s.ensureBundle(ctx, next.caPEM); err != nil {
 		return err
 	}
+	s.pending = nil
 	if next != cur {
 		if cur != nil {
 			select {

@@ -156,6 +156,25 @@ func TestSelfCAKeepsTheBundle(t *testing.T) {
 		t.Error("not ready")
 	}
 
+	// A write that fails is retried with the same new CA.
+	api.mu.Lock()
+	api.obj = api.setVersion(mustJSON(admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "seg"}}))
+	api.mu.Unlock()
+	s.current = nil
+	for range 2 {
+		if err := s.pass(context.Background()); err == nil {
+			t.Fatal("a configuration without webhooks accepted")
+		}
+	}
+	retried := s.pending
+	api.mu.Lock()
+	api.obj = api.setVersion(mustJSON(admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "a.spiffe-entra-gateway.io"}}}))
+	api.mu.Unlock()
+	if err := s.pass(context.Background()); err != nil || s.current != retried || s.pending != nil {
+		t.Fatalf("after the retry: %v, serving the CA first issued: %v", err, s.current == retried)
+	}
+
 	// Nothing to do: no write.
 	before := api.patches
 	if err := s.pass(context.Background()); err != nil || api.patches != before {

@@ -5,12 +5,14 @@ package entra
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 )
 
@@ -106,7 +108,28 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /common/discovery/instance", s.instanceDiscovery)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token(2))
 	mux.HandleFunc("POST /{tenant}/oauth2/token", s.token(1))
+	// Everything else is answered in JSON, as clients of this listener
+	// parse it, not with the router's plain text.
+	for _, p := range []string{"/{tenant}/oauth2/v2.0/token", "/{tenant}/oauth2/token"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, aadsts.New(aadsts.MethodNotAccepted, "The endpoint only accepts POST, OPTIONS requests. Received a %s request.", r.Method))
+		})
+	}
+	mux.HandleFunc("/", notFound)
 	return mux
+}
+
+// notFound answers a path that is no endpoint, or a method a GET-only
+// endpoint does not take, in the OAuth error shape.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	status, msg := http.StatusNotFound, "No endpoint of this service is at "+r.URL.Path+"; the token endpoint is POST /{tenant}/oauth2/v2.0/token."
+	if strings.HasSuffix(r.URL.Path, "/openid-configuration") || strings.Contains(r.URL.Path, "/discovery/") {
+		status, msg = http.StatusMethodNotAllowed, "The endpoint only accepts GET requests. Received a "+r.Method+" request."
+		w.Header().Set("Allow", "GET, HEAD")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": msg})
 }
 
 // grantKey holds a token request's grant label (*string) in its context.

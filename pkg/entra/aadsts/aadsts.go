@@ -72,6 +72,7 @@ const (
 	UserNotFound                = 50034
 	ServiceUnavailable          = 90033
 	AccountLocked               = 50053 // smart lockout
+	MethodNotAccepted           = 900561
 	TooManyRequests             = 90055 // TenantThrottlingThreshold
 	InvalidInstance             = 50049
 	ConfidentialClientNoSecret  = 7000218 // a confidential client without a secret or assertion in a public-client flow
@@ -125,6 +126,7 @@ var kinds = map[int]kind{
 	UserNotFound:                {"invalid_grant", 400, true},
 	ServiceUnavailable:          {"temporarily_unavailable", 503, false},
 	AccountLocked:               {"invalid_grant", 400, true},
+	MethodNotAccepted:           {"invalid_request", 400, false},
 	TooManyRequests:             {"temporarily_unavailable", 429, false},
 	InvalidInstance:             {"invalid_instance", 400, false},
 	ConfidentialClientNoSecret:  {"invalid_client", 401, true}, // error_uri in a 2024-12 capture

@@ -156,7 +156,7 @@ func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.F
 	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: all}, nil
 }
 
-func malformed() *aadsts.Error {
+func malformed() error {
 	return aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed.")
 }
 

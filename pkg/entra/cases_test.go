@@ -263,7 +263,7 @@ func edit(t *testing.T, m, edits map[string]any, vars *strings.Replacer) {
 // application without a service principal.
 func caseServer(t *testing.T, is *oidcissuer.Issuer) *httptest.Server {
 	t.Helper()
-	f := startFixture(t, federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)))), is.URL)
+	f := startFixture(t, federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithAllowedNetworks(issuermeta.Loopback...))), is.URL)
 	ctx := context.Background()
 	if err := f.store.CreateApplication(ctx, store.Application{ObjectID: "no-sp", TenantID: tenantID, AppID: caseNoSP}, nil, nil); err != nil {
 		t.Fatal(err)

@@ -192,6 +192,8 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		ListenAddr: bound["entra.listen_addr"].Addr().String(), SeedFile: opts.SeedFile,
 		IssuerCAFile: paths.CA, AllowFlexibleCredentialsForAnyIssuer: opts.AnyIssuerExpressions,
 		KeyEncryption: config.KeyEncryption{KeyFile: kekFile}, AllowedHosts: devHosts,
+		// The development issuer is this gateway's own OIDC listener.
+		IssuerFetch:   config.IssuerFetch{AllowedNetworks: []string{"127.0.0.0/8", "::1/128"}},
 		DefaultTenant: devtenant.TenantID, StandInForEntra: opts.EntraHostNames,
 	}
 	cfg.Store.SQLitePath = dbPath

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,6 +57,9 @@ func (s *Server) newEntra(ctx context.Context) error {
 	s.store = st
 	opts := EntraOptions{AnyIssuerExpressions: s.cfg.Entra.AllowFlexibleCredentialsForAnyIssuer, DefaultTenant: s.cfg.Entra.DefaultTenant,
 		Metrics: s.metrics, Logger: s.logger, AllowedHosts: s.cfg.Entra.AllowedHosts}
+	for _, n := range s.cfg.Entra.IssuerFetch.AllowedNetworks {
+		opts.IssuerNetworks = append(opts.IssuerNetworks, netip.MustParsePrefix(n)) // checked by Validate
+	}
 	if opts.KEKs, err = loadKEKs(s.cfg.Entra.KeyEncryption); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type EntraOptions struct {
 	// AnyIssuerExpressions honours flexible credentials for every issuer,
 	// not only those Entra honours them for.
 	AnyIssuerExpressions bool
+	// IssuerNetworks are the networks issuers may be fetched from although
+	// not public (issuermeta.WithAllowedNetworks).
+	IssuerNetworks []netip.Prefix
 	// AllowedHosts are the authority host names served (entra.HostPolicy);
 	// empty means entra.DevHosts.
 	AllowedHosts []string
@@ -57,7 +61,7 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	metaOpts := []issuermeta.Option{issuermeta.WithLogger(logger.With("component", "issuermeta"))}
+	metaOpts := []issuermeta.Option{issuermeta.WithLogger(logger.With("component", "issuermeta")), issuermeta.WithAllowedNetworks(opts.IssuerNetworks...)}
 	if opts.IssuerRootCAs != nil {
 		metaOpts = append(metaOpts, issuermeta.WithRootCAs(opts.IssuerRootCAs))
 	}

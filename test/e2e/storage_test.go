@@ -23,6 +23,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/gateway"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
@@ -57,7 +58,7 @@ type replica struct {
 
 func newReplica(t *testing.T, s store.Store, issuers *x509.CertPool) *replica {
 	t.Helper()
-	e := gateway.NewEntra(s, gateway.EntraOptions{IssuerRootCAs: issuers})
+	e := gateway.NewEntra(s, gateway.EntraOptions{IssuerRootCAs: issuers, IssuerNetworks: issuermeta.Loopback})
 	srv := httptest.NewTLSServer(e.Handler)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -293,6 +293,7 @@ entra:
   seed_file: %s
   issuer_ca_file: %s
   key_encryption: {key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+  issuer_fetch: {allowed_networks: ["127.0.0.0/8"]} # SPIRE's issuer is this machine
 data_dir: %s
 health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: ""}

@@ -22,7 +22,7 @@ const (
 
 func TestAssertion(t *testing.T) {
 	is := oidcissuer.New(t)
-	v := federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is))))
+	v := federation.NewVerifier(issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithAllowedNetworks(issuermeta.Loopback...)))
 	creds := []store.FederatedCredential{
 		{ID: "1", Name: "other-workload", Issuer: is.URL, Subject: "spiffe://example.org/ns/other/sa/x", Audiences: []string{exchange}},
 		{ID: "2", Name: "worker", Issuer: is.URL, Subject: workload, Audiences: []string{exchange}},

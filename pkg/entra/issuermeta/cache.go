@@ -17,9 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -35,6 +37,15 @@ var (
 	ErrKeyNotFound = errors.New("signing key not found in the issuer's JWKS")
 )
 
+// ErrForbiddenAddress means an issuer's host resolved to an address the
+// gateway does not fetch from (loopback, link-local, private, metadata)
+// and no allowed network covers it.
+var ErrForbiddenAddress = errors.New("the address is not one issuers are fetched from")
+
+// Loopback are the loopback networks, for WithAllowedNetworks in
+// development and tests.
+var Loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
 // maxKeys is how many keys of a JWKS Entra reads.
 const maxKeys = 100
 
@@ -44,9 +55,18 @@ type Cache struct {
 	client *http.Client
 	group  singleflight.Group
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	warned  map[string]bool // issuer+kid reported for a missing use
+	mu       sync.Mutex
+	entries  map[string]*entry
+	failures map[string]failure // recent failed fetches, by issuer
+	warned   map[string]bool    // issuer+kid reported for a missing use
+}
+
+// failure is a failed fetch, answered again without fetching for a while:
+// a stream of unauthenticated token requests naming an unreachable issuer
+// costs one outbound fetch, not one each.
+type failure struct {
+	at  time.Time
+	err error
 }
 
 type entry struct {
@@ -57,6 +77,8 @@ type entry struct {
 
 type options struct {
 	ttl, grace, minRefresh, timeout time.Duration
+	failureTTL                      time.Duration
+	allowed                         []netip.Prefix
 	maxBytes                        int64
 	roots                           *x509.CertPool
 	insecureSchemes                 bool
@@ -87,6 +109,19 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // WithMaxBytes bounds each response (default 1 MiB).
 func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
 
+// WithFailureTTL sets how long a failed fetch is answered from memory
+// (default thirty seconds).
+func WithFailureTTL(d time.Duration) Option { return func(o *options) { o.failureTTL = d } }
+
+// WithAllowedNetworks lets issuers be fetched from addresses in networks
+// that are otherwise refused: loopback, link-local (cloud metadata
+// services), private and shared address space. By default an issuer is
+// fetched only from public addresses, as Entra fetches it from the
+// internet.
+func WithAllowedNetworks(networks ...netip.Prefix) Option {
+	return func(o *options) { o.allowed = append(o.allowed, networks...) }
+}
+
 // WithRootCAs trusts roots instead of the system's.
 func WithRootCAs(roots *x509.CertPool) Option { return func(o *options) { o.roots = roots } }
 
@@ -108,12 +143,12 @@ func WithFetchObserver(observe func(ok bool)) Option { return func(o *options) {
 
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
-	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: 5 * time.Second,
+	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: 5 * time.Second, failureTTL: 30 * time.Second,
 		maxBytes: 1 << 20, now: time.Now, logger: slog.New(slog.DiscardHandler), observe: func(bool) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Cache{opts: o, entries: map[string]*entry{}, warned: map[string]bool{}}
+	c := &Cache{opts: o, entries: map[string]*entry{}, failures: map[string]failure{}, warned: map[string]bool{}}
 	c.client = c.newClient()
 	return c
 }
@@ -122,6 +157,9 @@ func (c *Cache) newClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: c.opts.roots, MinVersion: tls.VersionTLS12}
 	tr.Proxy = nil // the issuer is fetched directly, never through an environment proxy
+	// The name is resolved once by the dialer, and each address is checked
+	// right before it is connected to: what is checked is what is dialed.
+	tr.DialContext = (&net.Dialer{Timeout: c.opts.timeout, KeepAlive: 30 * time.Second, Control: c.checkAddress}).DialContext
 	return &http.Client{
 		Transport: limited{tr, c.opts.maxBytes},
 		Timeout:   c.opts.timeout,
@@ -136,6 +174,31 @@ func (c *Cache) newClient() *http.Client {
 		},
 	}
 }
+
+// checkAddress refuses to connect to an address an issuer is not fetched
+// from, unless an allowed network covers it.
+func (c *Cache) checkAddress(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range c.opts.allowed {
+		if p.Contains(a) {
+			return nil
+		}
+	}
+	if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() ||
+		a.IsPrivate() || a.IsUnspecified() || sharedAddressSpace.Contains(a) || thisNetwork.Contains(a) {
+		return fmt.Errorf("%w: %s (allow its network in entra.issuer_fetch.allowed_networks if the issuer is meant to be there)", ErrForbiddenAddress, a)
+	}
+	return nil
+}
+
+var (
+	sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT, RFC 6598
+	thisNetwork        = netip.MustParsePrefix("0.0.0.0/8")
+)
 
 // limited fails a response whose body exceeds max bytes.
 type limited struct {
@@ -220,8 +283,15 @@ func (c *Cache) mayRefresh(issuer string, now time.Time) bool {
 	return true
 }
 
-// fetch loads issuer's metadata; concurrent callers share one fetch.
+// fetch loads issuer's metadata; concurrent callers share one fetch, and a
+// failure is answered again from memory for the failure TTL.
 func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
+	c.mu.Lock()
+	f, failed := c.failures[issuer]
+	c.mu.Unlock()
+	if failed && c.opts.now().Sub(f.at) < c.opts.failureTTL {
+		return nil, f.err
+	}
 	v, err, _ := c.group.Do(issuer, func() (any, error) {
 		// Detached from the first caller's cancellation, so that one
 		// client giving up does not fail the others.
@@ -234,10 +304,15 @@ func (c *Cache) fetch(ctx context.Context, issuer string) (*entry, error) {
 			err = fmt.Errorf("no complete answer within %s: %w", c.opts.timeout, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("issuer %s: %w: %w", issuer, ErrUnavailable, err)
+			err = fmt.Errorf("issuer %s: %w: %w", issuer, ErrUnavailable, err)
+			c.mu.Lock()
+			c.failures[issuer] = failure{at: c.opts.now(), err: err}
+			c.mu.Unlock()
+			return nil, err
 		}
 		e := &entry{keys: keys, fetched: c.opts.now()}
 		c.mu.Lock()
+		delete(c.failures, issuer)
 		if old := c.entries[issuer]; old != nil {
 			e.lastRefresh = old.lastRefresh
 		}

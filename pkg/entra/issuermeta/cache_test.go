@@ -3,8 +3,10 @@ package issuermeta_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +32,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 func newCache(is *oidcissuer.Issuer, c *clock, opts ...issuermeta.Option) *issuermeta.Cache {
-	return issuermeta.New(append([]issuermeta.Option{issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithClock(c.now)}, opts...)...)
+	return issuermeta.New(append([]issuermeta.Option{issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithClock(c.now), issuermeta.WithAllowedNetworks(issuermeta.Loopback...)}, opts...)...)
 }
 
 func TestConcurrentColdRequestsShareOneFetch(t *testing.T) {
@@ -151,7 +153,7 @@ func TestHostileIssuers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is, elsewhere := oidcissuer.New(t), oidcissuer.New(t)
 			is.Intercept(tc.intercept(elsewhere.URL))
-			cache := issuermeta.New(append([]issuermeta.Option{issuermeta.WithRootCAs(oidcissuer.Pool(is, elsewhere))}, tc.opts...)...)
+			cache := issuermeta.New(append([]issuermeta.Option{issuermeta.WithRootCAs(oidcissuer.Pool(is, elsewhere)), issuermeta.WithAllowedNetworks(issuermeta.Loopback...)}, tc.opts...)...)
 			_, err := cache.Key(ctx, is.URL, is.RSAKID)
 			if !errors.Is(err, issuermeta.ErrUnavailable) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err = %v, want ErrUnavailable saying %q", err, tc.says)
@@ -175,7 +177,7 @@ func TestSameHostRedirectIsFollowed(t *testing.T) {
 		}
 		return false
 	})
-	cache := issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)))
+	cache := issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithAllowedNetworks(issuermeta.Loopback...))
 	if _, err := cache.Key(context.Background(), is.URL, is.RSAKID); err != nil {
 		t.Fatalf("a redirect within the issuer's host was not followed: %v", err)
 	}
@@ -191,7 +193,7 @@ func TestSchemes(t *testing.T) {
 	if _, err := cache.Key(context.Background(), plain.URL, "k"); !errors.Is(err, issuermeta.ErrUnavailable) || !strings.Contains(err.Error(), "is not https") {
 		t.Fatalf("http issuer: %v", err)
 	}
-	insecure := issuermeta.New(issuermeta.WithInsecureSchemes())
+	insecure := issuermeta.New(issuermeta.WithInsecureSchemes(), issuermeta.WithAllowedNetworks(issuermeta.Loopback...))
 	if _, err := insecure.Key(context.Background(), plain.URL, "k"); err == nil || strings.Contains(err.Error(), "is not https") {
 		t.Fatalf("with WithInsecureSchemes the scheme should pass and the 404 fail: %v", err)
 	}
@@ -206,5 +208,57 @@ func TestKeysWithoutUse(t *testing.T) {
 	strict := newCache(is, &clock{t: time.Now()}, issuermeta.WithRequireUseSig())
 	if _, err := strict.Key(context.Background(), is.URL, is.RSAKID); !errors.Is(err, issuermeta.ErrKeyNotFound) {
 		t.Errorf("WithRequireUseSig: err = %v, want ErrKeyNotFound", err)
+	}
+}
+
+// TestAddressesIssuersAreNotFetchedFrom: an issuer whose host is, or
+// resolves to, a loopback, link-local (cloud metadata), private or
+// unspecified address is not fetched unless its network is allowed; the
+// address checked is the one dialed (localhost resolves, then is refused).
+func TestAddressesIssuersAreNotFetchedFrom(t *testing.T) {
+	is := oidcissuer.New(t)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(is.URL, "https://"))
+	strict := issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithTimeout(2*time.Second))
+	for _, issuer := range []string{is.URL, "https://localhost:" + port, "https://[::1]:" + port, "https://169.254.169.254", "https://10.0.0.1", "https://0.0.0.0:" + port} {
+		_, err := strict.Key(context.Background(), issuer, "k")
+		if !errors.Is(err, issuermeta.ErrForbiddenAddress) || !errors.Is(err, issuermeta.ErrUnavailable) {
+			t.Errorf("%s: %v, want a forbidden address", issuer, err)
+		}
+	}
+	if n := is.DiscoveryHits.Load(); n != 0 {
+		t.Fatalf("the refused issuer was reached %d times", n)
+	}
+	allowed := issuermeta.New(issuermeta.WithRootCAs(oidcissuer.Pool(is)), issuermeta.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")))
+	if _, err := allowed.Key(context.Background(), is.URL, is.RSAKID); err != nil {
+		t.Fatalf("an allowed network: %v", err)
+	}
+}
+
+// TestFailuresAreRemembered: a failed fetch is answered from memory for the
+// failure TTL, so that token requests naming an unreachable issuer cannot
+// each cause an outbound fetch.
+func TestFailuresAreRemembered(t *testing.T) {
+	is := oidcissuer.New(t)
+	is.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			is.DiscoveryHits.Add(1)
+		}
+		http.Error(w, "down", http.StatusInternalServerError)
+		return true
+	})
+	c := &clock{t: time.Now()}
+	cache := newCache(is, c, issuermeta.WithFailureTTL(30*time.Second))
+	for range 5 {
+		if _, err := cache.Key(context.Background(), is.URL, is.RSAKID); !errors.Is(err, issuermeta.ErrUnavailable) {
+			t.Fatalf("a failing issuer: %v", err)
+		}
+	}
+	if n := is.DiscoveryHits.Load(); n != 1 {
+		t.Fatalf("%d fetches within the failure TTL, want 1", n)
+	}
+	c.add(31 * time.Second)
+	_, _ = cache.Key(context.Background(), is.URL, is.RSAKID)
+	if n := is.DiscoveryHits.Load(); n != 2 {
+		t.Fatalf("%d fetches after the failure TTL, want 2", n)
 	}
 }

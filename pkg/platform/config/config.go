@@ -118,6 +118,17 @@ type Entra struct {
 	StandInForEntra bool `json:"stand_in_for_entra"`
 	// KeyEncryption seals the token signing keys at rest.
 	KeyEncryption KeyEncryption `json:"key_encryption"`
+	// IssuerFetch limits where federated issuers' metadata is fetched from.
+	IssuerFetch IssuerFetch `json:"issuer_fetch"`
+}
+
+// IssuerFetch limits the issuer fetcher: by default it connects to public
+// addresses only, as Entra fetches issuers from the internet.
+type IssuerFetch struct {
+	// AllowedNetworks (CIDR) may be connected to although they are
+	// loopback, link-local, private or shared address space, such as the
+	// cluster network of an in-cluster issuer.
+	AllowedNetworks []string `json:"allowed_networks"`
 }
 
 // KeyEncryption is the key-encryption key (32 random bytes in base64) that

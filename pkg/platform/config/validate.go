@@ -146,6 +146,11 @@ func (c *Config) problems() []strictyaml.Problem {
 	default:
 		bad("store.driver", "%q is not one of sqlite, postgres", c.Store.Driver)
 	}
+	for i, p := range c.Entra.IssuerFetch.AllowedNetworks {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("entra.issuer_fetch.allowed_networks[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", p)
+		}
+	}
 	for i, h := range c.Entra.AllowedHosts {
 		if _, ipErr := netip.ParseAddr(h); h == "" || strings.ContainsAny(h, "/ []") || (strings.Contains(h, ":") && ipErr != nil) {
 			bad(fmt.Sprintf("entra.allowed_hosts[%d]", i), "%q must be a bare host name, such as spiffe-entra-gateway-entra.spire-system.svc", h)

@@ -96,6 +96,7 @@ entra:
   listen_addr: 127.0.0.1:0
   issuer_ca_file: %s
   seed_file: "%s"
+  issuer_fetch: {allowed_networks: ["127.0.0.0/8", "::1/128"]}
 store: {driver: postgres}
 health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: 127.0.0.1:0}

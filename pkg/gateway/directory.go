@@ -106,13 +106,16 @@ func (s *Server) newEntra(ctx context.Context) error {
 
 // trySeed applies the seed once and returns why the store did not take it.
 func (s *Server) trySeed(ctx context.Context) error {
-	path := s.cfg.Entra.SeedFile
+	what := []any{"path", s.cfg.Entra.SeedFile}
+	if s.cfg.Entra.SeedFile == "" {
+		what = []any{"seed", "the development tenant"}
+	}
 	if err := s.seeder.Apply(ctx, s.seedFile); err != nil {
-		s.logger.Error("cannot apply the seed file; retrying", "path", path, "error", err)
+		s.logger.Error("cannot apply the seed file; retrying", append(what, "error", err)...)
 		return err
 	}
 	s.seeded.Store(true)
-	s.logger.Info("seed file applied", "path", path)
+	s.logger.Info("seed file applied", what...)
 	return nil
 }
 

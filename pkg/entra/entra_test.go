@@ -119,12 +119,18 @@ func newFixture(t *testing.T) *fixture {
 // with v checking federated assertions.
 func startFixture(t *testing.T, v entra.AssertionVerifier, issuer string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "db.sqlite"))
+	s, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "db.sqlite"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return startFixtureOn(t, s, v, issuer)
+}
+
+// startFixtureOn is startFixture on the store s.
+func startFixtureOn(t *testing.T, s store.Store, v entra.AssertionVerifier, issuer string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secret")
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)

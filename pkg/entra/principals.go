@@ -58,14 +58,10 @@ func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID str
 	if clientID == uuid.Nil.String() {
 		return client{}, aadsts.New(aadsts.InvalidApplicationID, "%s is not a valid application identifier.", clientID)
 	}
-	app, err := s.store.GetApplicationByAppID(ctx, t.ID, clientID)
+	app, sp, err := s.store.GetApplicationWithPrincipalByAppID(ctx, t.ID, clientID)
 	if err == nil {
-		sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, clientID)
-		if errors.Is(err, store.ErrNotFound) {
+		if sp.ObjectID == "" {
 			return client{}, aadsts.New(aadsts.MissingServicePrincipal, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", app.AppID, t.ID)
-		}
-		if err != nil {
-			return client{}, fmt.Errorf("get service principal: %w", err)
 		}
 		return client{AppID: app.AppID, OwnerID: app.ObjectID, PrincipalID: sp.ObjectID, Application: true, Public: app.PublicClient}, nil
 	}
@@ -104,31 +100,24 @@ type resource struct {
 // https://management.azure.com, az for https://management.azure.com/), or
 // by appId, with or without an api:// prefix and a trailing slash.
 func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, error) {
-	app, err := s.store.GetApplicationByIdentifierURI(ctx, t.ID, name)
+	app, sp, err := s.store.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		other := name + "/"
 		if trimmed, ok := strings.CutSuffix(name, "/"); ok && !strings.HasSuffix(trimmed, "/") {
 			other = trimmed
 		}
-		app, err = s.store.GetApplicationByIdentifierURI(ctx, t.ID, other)
+		app, sp, err = s.store.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, other)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if id := strings.TrimSuffix(strings.TrimPrefix(name, "api://"), "/"); isGUID(id) {
-			app, err = s.store.GetApplicationByAppID(ctx, t.ID, strings.ToLower(id))
+			app, sp, err = s.store.GetApplicationWithPrincipalByAppID(ctx, t.ID, strings.ToLower(id))
 		}
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && sp.ObjectID == "" {
 		return resource{}, resourceNotFound(name, t)
 	}
 	if err != nil {
 		return resource{}, fmt.Errorf("get resource application: %w", err)
-	}
-	sp, err := s.store.GetServicePrincipalByAppID(ctx, t.ID, app.AppID)
-	if errors.Is(err, store.ErrNotFound) {
-		return resource{}, resourceNotFound(name, t)
-	}
-	if err != nil {
-		return resource{}, fmt.Errorf("get resource service principal: %w", err)
 	}
 	return resource{App: app, PrincipalID: sp.ObjectID}, nil
 }

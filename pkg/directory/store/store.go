@@ -252,6 +252,13 @@ type Store interface {
 	CreateServicePrincipal(ctx context.Context, sp ServicePrincipal) error
 	GetServicePrincipal(ctx context.Context, objectID string) (ServicePrincipal, error)
 	GetServicePrincipalByAppID(ctx context.Context, tenantID, appID string) (ServicePrincipal, error)
+	// GetApplicationWithPrincipalByAppID and
+	// GetApplicationWithPrincipalByIdentifierURI find an application with
+	// its service principal in one lookup, as the token endpoint needs both
+	// for every client and resource; the service principal is the zero
+	// value when the application has none.
+	GetApplicationWithPrincipalByAppID(ctx context.Context, tenantID, appID string) (Application, ServicePrincipal, error)
+	GetApplicationWithPrincipalByIdentifierURI(ctx context.Context, tenantID, uri string) (Application, ServicePrincipal, error)
 	ListServicePrincipals(ctx context.Context, tenantID string) ([]ServicePrincipal, error)
 
 	AddPasswordCredential(ctx context.Context, c PasswordCredential) error

@@ -233,6 +233,34 @@ func testServicePrincipals(t *testing.T, s store.Store) {
 	list, err := s.ListServicePrincipals(ctx, tenantID)
 	must(t, err)
 	same(t, "ListServicePrincipals", list, []store.ServicePrincipal{sp})
+
+	// The joined lookups: with the principal, and without one.
+	a := app("o1", "c1", "api://payments")
+	must(t, s.CreateApplication(ctx, a, nil, nil))
+	must(t, s.CreateApplication(ctx, app("o2", "c2", "api://alone"), nil, nil))
+	a, err = s.GetApplication(ctx, "o1")
+	must(t, err)
+	for _, by := range []func(c, uri string) (store.Application, store.ServicePrincipal, error){
+		func(c, _ string) (store.Application, store.ServicePrincipal, error) {
+			return s.GetApplicationWithPrincipalByAppID(ctx, tenantID, c)
+		},
+		func(_, uri string) (store.Application, store.ServicePrincipal, error) {
+			return s.GetApplicationWithPrincipalByIdentifierURI(ctx, tenantID, uri)
+		},
+	} {
+		gotApp, gotSP, err := by("c1", "api://payments")
+		must(t, err)
+		same(t, "application with its principal", gotApp, a)
+		same(t, "its principal", gotSP, sp)
+		gotApp, gotSP, err = by("c2", "api://alone")
+		must(t, err)
+		same(t, "application without a principal", gotApp.ObjectID, "o2")
+		same(t, "no principal", gotSP, store.ServicePrincipal{})
+		_, _, err = by("c3", "api://missing")
+		wantErr(t, "no such application", err, store.ErrNotFound)
+	}
+	_, _, err = s.GetApplicationWithPrincipalByAppID(ctx, otherTID, "c1")
+	wantErr(t, "appId in another tenant", err, store.ErrNotFound)
 }
 
 func testAppRoleAssignments(t *testing.T, s store.Store) {

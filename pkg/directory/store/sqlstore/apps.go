@@ -54,22 +54,29 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn store.Update[sto
 	})
 }
 
-// GetTenant finds a tenant by id.
+// GetTenant finds a tenant by id, with its domains in the same statement:
+// every token request resolves its tenant.
 func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
-	t, err := one(ctx, s, scanTenant, "SELECT id, display_name, managed_by FROM tenants WHERE id = ?", id)
-	if err != nil {
-		return t, err
-	}
-	return s.withDomains(ctx, t)
+	return one(ctx, s, scanTenantDomains, s.tenantSelect()+" WHERE t.id = ?", id)
 }
 
 // GetTenantByDomain finds a tenant by a verified domain.
 func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (store.Tenant, error) {
-	t, err := one(ctx, s, scanTenant, "SELECT t.id, t.display_name, t.managed_by FROM tenants t JOIN tenant_domains d ON d.tenant_id = t.id WHERE d.domain = ?", strings.ToLower(domain))
-	if err != nil {
+	return one(ctx, s, scanTenantDomains, s.tenantSelect()+" JOIN tenant_domains d ON d.tenant_id = t.id WHERE d.domain = ?", strings.ToLower(domain))
+}
+
+// tenantSelect selects a tenant t with its domains as a JSON array.
+func (s *Store) tenantSelect() string {
+	return "SELECT t.id, t.display_name, t.managed_by, " + s.d.jsonList("x.domain", "tenant_domains x WHERE x.tenant_id = t.id") + " FROM tenants t"
+}
+
+func scanTenantDomains(r scanner) (store.Tenant, error) {
+	var t store.Tenant
+	var domains string
+	if err := r.Scan(&t.ID, &t.DisplayName, &t.ManagedBy, &domains); err != nil {
 		return t, err
 	}
-	return s.withDomains(ctx, t)
+	return t, json.Unmarshal([]byte(domains), &t.Domains)
 }
 
 // ListTenants lists tenants ordered by id.
@@ -191,18 +198,80 @@ func (s *Store) UpdateApplication(ctx context.Context, objectID string, fn store
 
 // GetApplication finds an application by object id.
 func (s *Store) GetApplication(ctx context.Context, objectID string) (store.Application, error) {
-	return s.app(ctx, "SELECT "+appColumns+" FROM applications WHERE object_id = ?", objectID)
+	return one(ctx, s, scanAppURIs, s.appSelect()+" FROM applications a WHERE a.object_id = ?", objectID)
 }
 
 // GetApplicationByAppID finds an application by client id.
 func (s *Store) GetApplicationByAppID(ctx context.Context, tenantID, appID string) (store.Application, error) {
-	return s.app(ctx, "SELECT "+appColumns+" FROM applications WHERE tenant_id = ? AND app_id = ?", tenantID, appID)
+	return one(ctx, s, scanAppURIs, s.appSelect()+" FROM applications a WHERE a.tenant_id = ? AND a.app_id = ?", tenantID, appID)
 }
 
 // GetApplicationByIdentifierURI finds an application by identifier URI.
 func (s *Store) GetApplicationByIdentifierURI(ctx context.Context, tenantID, uri string) (store.Application, error) {
-	return s.app(ctx, "SELECT "+prefixed("a.", appColumns)+" FROM applications a JOIN identifier_uris u ON u.object_id = a.object_id WHERE u.tenant_id = ? AND u.uri = ?", tenantID, uri)
+	return one(ctx, s, scanAppURIs, s.appSelect()+" FROM applications a JOIN identifier_uris u ON u.object_id = a.object_id WHERE u.tenant_id = ? AND u.uri = ?", tenantID, uri)
 }
+
+// GetApplicationWithPrincipalByAppID is GetApplicationByAppID and
+// GetServicePrincipalByAppID in one statement.
+func (s *Store) GetApplicationWithPrincipalByAppID(ctx context.Context, tenantID, appID string) (store.Application, store.ServicePrincipal, error) {
+	return s.appWithPrincipal(ctx, " FROM applications a"+spJoin+" WHERE a.tenant_id = ? AND a.app_id = ?", tenantID, appID)
+}
+
+// GetApplicationWithPrincipalByIdentifierURI is
+// GetApplicationByIdentifierURI and GetServicePrincipalByAppID in one
+// statement.
+func (s *Store) GetApplicationWithPrincipalByIdentifierURI(ctx context.Context, tenantID, uri string) (store.Application, store.ServicePrincipal, error) {
+	return s.appWithPrincipal(ctx, " FROM applications a JOIN identifier_uris u ON u.object_id = a.object_id"+spJoin+" WHERE u.tenant_id = ? AND u.uri = ?", tenantID, uri)
+}
+
+// spJoin adds an application a's service principal, if any, as sp.
+const spJoin = " LEFT JOIN service_principals sp ON sp.tenant_id = a.tenant_id AND sp.app_id = a.app_id"
+
+type appPrincipal struct {
+	app store.Application
+	sp  store.ServicePrincipal
+}
+
+func (s *Store) appWithPrincipal(ctx context.Context, from string, args ...any) (store.Application, store.ServicePrincipal, error) {
+	cols := strings.Split(spColumns, ", ")
+	for i, c := range cols {
+		cols[i] = "COALESCE(sp." + c + ", '')"
+	}
+	v, err := one(ctx, s, func(r scanner) (appPrincipal, error) {
+		var v appPrincipal
+		var err error
+		v.app, err = scanAppWith(r, &v.sp.ObjectID, &v.sp.TenantID, &v.sp.AppID, &v.sp.DisplayName, &v.sp.ManagedBy)
+		return v, err
+	}, s.appSelect()+", "+strings.Join(cols, ", ")+from, args...)
+	return v.app, v.sp, err
+}
+
+// appSelect selects an application a's columns and, in the same statement,
+// its identifier URIs as a JSON array.
+func (s *Store) appSelect() string {
+	return "SELECT " + prefixed("a.", appColumns) + ", " + s.d.jsonList("x.uri", "identifier_uris x WHERE x.object_id = a.object_id")
+}
+
+func scanAppURIs(r scanner) (store.Application, error) { return scanAppWith(r) }
+
+// scanAppWith scans an application selected by appSelect, then the columns
+// into more.
+func scanAppWith(r scanner, more ...any) (store.Application, error) {
+	var uris string
+	a, err := scanApp(rowWith{r, append([]any{&uris}, more...)})
+	if err != nil {
+		return a, err
+	}
+	return a, json.Unmarshal([]byte(uris), &a.IdentifierURIs)
+}
+
+// rowWith scans into more after the columns its caller asks for.
+type rowWith struct {
+	scanner
+	more []any
+}
+
+func (r rowWith) Scan(dest ...any) error { return r.scanner.Scan(append(dest, r.more...)...) }
 
 func prefixed(p, columns string) string {
 	cols := strings.Split(columns, ", ")
@@ -210,15 +279,6 @@ func prefixed(p, columns string) string {
 		cols[i] = p + cols[i]
 	}
 	return strings.Join(cols, ", ")
-}
-
-func (s *Store) app(ctx context.Context, q string, args ...any) (store.Application, error) {
-	a, err := one(ctx, s, scanApp, q, args...)
-	if err != nil {
-		return a, err
-	}
-	a.IdentifierURIs, err = many(ctx, s, s.d, scanString, "SELECT uri FROM identifier_uris WHERE object_id = ? ORDER BY position", a.ObjectID)
-	return a, err
 }
 
 // ListApplications lists a tenant's applications ordered by object id.

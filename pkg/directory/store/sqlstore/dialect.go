@@ -30,6 +30,9 @@ type dialect struct {
 	lockOwner func(ctx context.Context, tx *sql.Tx, owner string) error
 	// lockMigrations keeps two processes from migrating at once.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// jsonList is a scalar subquery: the JSON array of column over the rows
+	// of from (a table and a WHERE clause), in order of their position.
+	jsonList func(column, from string) string
 }
 
 var sqliteDialect = dialect{
@@ -37,6 +40,9 @@ var sqliteDialect = dialect{
 	blob:           "BLOB",
 	lockOwner:      func(context.Context, *sql.Tx, string) error { return nil },
 	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+	jsonList: func(column, from string) string {
+		return "(SELECT json_group_array(" + column + " ORDER BY x.position) FROM " + from + ")"
+	},
 }
 
 var postgresDialect = dialect{
@@ -51,6 +57,9 @@ var postgresDialect = dialect{
 	lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('spiffe-entra-gateway:migrations'))")
 		return err
+	},
+	jsonList: func(column, from string) string {
+		return "(SELECT COALESCE(json_agg(" + column + " ORDER BY x.position), '[]')::text FROM " + from + ")"
 	},
 }
 

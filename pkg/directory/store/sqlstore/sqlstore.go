@@ -43,7 +43,15 @@ type Store struct {
 	// stmts are the read statements outside transactions, prepared once:
 	// SQLite otherwise parses the SQL of every lookup on the token path.
 	stmts sync.Map // query → *sql.Stmt
+
+	reads atomic.Int64 // statements run by one and QueryContext
 }
+
+// Reads returns how many read statements the store has sent outside
+// transactions since it was opened: each is a round trip to PostgreSQL and
+// a read transaction in SQLite, so tests and benchmarks count what a
+// request costs with it.
+func (s *Store) Reads() int64 { return s.reads.Load() }
 
 // prepared returns q prepared for reads outside a transaction. database/sql
 // prepares it again on each connection as needed, so it survives a
@@ -320,6 +328,7 @@ func one[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), q 
 		var zero T
 		return zero, classify(err)
 	}
+	s.reads.Add(1)
 	v, err := scan(st.QueryRowContext(ctx, args...))
 	return v, classify(err)
 }
@@ -355,6 +364,7 @@ func (s *Store) QueryContext(ctx context.Context, query string, args ...any) (*s
 	if err != nil {
 		return nil, err
 	}
+	s.reads.Add(1)
 	return st.QueryContext(ctx, args...)
 }
 

@@ -249,3 +249,21 @@ func TestWebhookRollsOnConfig(t *testing.T) {
 		t.Errorf("OpenShift sidecar security context %+v", sc)
 	}
 }
+
+// TestWebhookNamespaceOverride: the webhook follows the chart's namespace,
+// and that namespace, not the release's, is the one it never touches.
+func TestWebhookNamespaceOverride(t *testing.T) {
+	r := render(t, map[string]any{"namespaceOverride": "identity", "webhook": map[string]any{"enabled": true}})
+	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, r, "MutatingWebhookConfiguration", "-webhook")
+	if svc := mwc.Webhooks[0].ClientConfig.Service; svc.Namespace != "identity" {
+		t.Errorf("the API server is sent to namespace %s", svc.Namespace)
+	}
+	if matches(t, mwc.Webhooks[0].NamespaceSelector, map[string]string{"kubernetes.io/metadata.name": "identity"}) {
+		t.Error("the webhook's own namespace is selected")
+	}
+	cfg := webhookConfig(t, r)
+	binding := find[*rbacv1.ClusterRoleBinding](t, r, "ClusterRoleBinding", "-webhook")
+	if cfg.Namespace != "identity" || binding.Subjects[0].Namespace != "identity" || !strings.HasPrefix(mwc.Name, "identity-") {
+		t.Errorf("namespace %s, binding %+v, configuration %s", cfg.Namespace, binding.Subjects, mwc.Name)
+	}
+}

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,15 +101,47 @@ func (m *Metrics) KeySetAge(issuer string, changed func() time.Time) {
 // maps a request to one of a fixed set of names, so that clients cannot
 // grow the label set with paths of their choosing.
 func (m *Metrics) Instrument(listener string, route func(*http.Request) string, h http.Handler) http.Handler {
+	// The series of each route and status are looked up once: finding a
+	// series by its label values hashes them all and takes the vector's lock.
+	var series sync.Map // routeCode → *routeSeries
+	find := func(rc routeCode) *routeSeries {
+		if s, ok := series.Load(rc); ok {
+			return s.(*routeSeries)
+		}
+		s, _ := series.LoadOrStore(rc, &routeSeries{
+			requests: m.requests.WithLabelValues(listener, rc.route, strconv.Itoa(rc.code)),
+			latency:  m.latency.WithLabelValues(listener, rc.route),
+		})
+		return s.(*routeSeries)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		rw := writers.Get().(*statusWriter)
+		rw.ResponseWriter, rw.code = w, http.StatusOK
 		h.ServeHTTP(rw, r)
-		name := route(r)
-		m.requests.WithLabelValues(listener, name, strconv.Itoa(rw.code)).Inc()
-		m.latency.WithLabelValues(listener, name).Observe(time.Since(start).Seconds())
+		s := find(routeCode{route(r), rw.code})
+		rw.ResponseWriter = nil
+		writers.Put(rw)
+		s.requests.Inc()
+		s.latency.Observe(time.Since(start).Seconds())
 	})
 }
+
+// routeCode is a route and a status code.
+type routeCode struct {
+	route string
+	code  int
+}
+
+// routeSeries are the series of one listener, route and status code.
+type routeSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// writers reuses statusWriters: a handler does not keep its
+// ResponseWriter once it returns.
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // statusWriter remembers the status code written.
 type statusWriter struct {

@@ -65,24 +65,11 @@ func TestDevModeHasProductionEndpoints(t *testing.T) {
 // seeded (other object ids, managed by "dev") starts, and its client
 // works under the seed document.
 func TestDevDataDirFromTheRetiredSeeder(t *testing.T) {
-	dir := t.TempDir()
-	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	for _, step := range []error{
-		s.CreateTenant(ctx, store.Tenant{ID: devtenant.TenantID, DisplayName: "Development", ManagedBy: "dev"}),
-		s.CreateApplication(ctx, store.Application{ObjectID: "0f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
-			AppID: devtenant.ClientAppID, DisplayName: "dev-workload", ManagedBy: "dev", CreatedAt: time.Now()}, nil, nil),
-		s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: "1f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
-			AppID: devtenant.ClientAppID, DisplayName: "dev-workload", ManagedBy: "dev"}),
-	} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
-	s.Close()
+	dir := dataDirWith(t, "dev", func(s store.Store) error {
+		return s.CreateServicePrincipal(ctx, store.ServicePrincipal{ObjectID: "1f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
+			AppID: devtenant.ClientAppID, DisplayName: "dev-workload", ManagedBy: "dev"})
+	})
 	g, err := devgw.New(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -104,21 +91,8 @@ func TestDevDataDirFromTheRetiredSeeder(t *testing.T) {
 // where the development tenant wants its own stops serve --dev with the
 // seed's reason.
 func TestDevStartSaysWhyTheTenantWasRefused(t *testing.T) {
-	dir := t.TempDir()
-	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.CreateTenant(ctx, store.Tenant{ID: devtenant.TenantID}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateApplication(ctx, store.Application{ObjectID: "2f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
-		AppID: devtenant.ClientAppID, DisplayName: "made through Graph", CreatedAt: time.Now()}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	g, err := devgw.New(dir)
+	g, err := devgw.New(dataDirWith(t, "", nil)) // "": made through an API
+
 	if err == nil {
 		g.Close()
 		t.Fatal("serve --dev started over an application in the way")
@@ -126,4 +100,31 @@ func TestDevStartSaysWhyTheTenantWasRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "the development directory") || !strings.Contains(err.Error(), `application "dev-workload"`) {
 		t.Errorf("the error does not say why: %v", err)
 	}
+}
+
+// dataDirWith is a data directory whose database already holds the
+// development tenant and an application with the development client's id,
+// both managed by managedBy, and whatever more adds.
+func dataDirWith(t *testing.T, managedBy string, more func(store.Store) error) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := sqlstore.OpenSQLite(filepath.Join(dir, "gateway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, store.Tenant{ID: devtenant.TenantID, DisplayName: "Development", ManagedBy: managedBy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateApplication(ctx, store.Application{ObjectID: "0f0e0d0c-0b0a-4909-8807-060504030201", TenantID: devtenant.TenantID,
+		AppID: devtenant.ClientAppID, DisplayName: "dev-workload", ManagedBy: managedBy, CreatedAt: time.Now()}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if more != nil {
+		if err := more(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -35,11 +35,18 @@ func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store.sqlite_path: %w", err)
 	}
+	// The gateway's own data directory is its owner's alone; a directory
+	// named elsewhere (such as /tmp) is not the gateway's to change.
+	if filepath.Clean(filepath.Dir(path)) == filepath.Clean(s.cfg.DataDir) {
+		if err := sqlstore.TightenMode(s.cfg.DataDir, 0o700, s.logger); err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+	}
 	lock, err := statelock.Acquire(path+".lock", "the SQLite database "+path)
 	if err != nil {
 		return nil, fmt.Errorf("store.sqlite_path: %w", err)
 	}
-	st, err := sqlstore.OpenSQLite(path)
+	st, err := sqlstore.OpenSQLite(path, sqlstore.WithLogger(s.logger))
 	if err != nil {
 		_ = lock.Release()
 		return nil, fmt.Errorf("store.sqlite_path: %w", err)

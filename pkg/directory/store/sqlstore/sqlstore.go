@@ -76,14 +76,25 @@ var _ store.Store = (*Store)(nil)
 // OpenSQLite opens (creating if missing) the SQLite database at path, in WAL
 // mode with foreign keys on, and applies pending migrations. Writes take the
 // database lock when they begin (BEGIN IMMEDIATE) and wait for it, so
-// concurrent writers queue instead of failing with SQLITE_BUSY.
-func OpenSQLite(path string) (*Store, error) {
+// concurrent writers queue instead of failing with SQLITE_BUSY. The
+// database and its -wal and -shm files are kept 0600.
+func OpenSQLite(path string, opts ...SQLiteOption) (*Store, error) {
+	var o sqliteOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("sqlite %s: %w", path, err)
 		}
 	}
 	if err := checkSQLiteFile(path); err != nil {
+		return nil, err
+	}
+	if err := privateFile(path); err != nil {
+		return nil, err
+	}
+	if err := tighten(path, o.logger); err != nil {
 		return nil, err
 	}
 	q := url.Values{}
@@ -101,6 +112,10 @@ func OpenSQLite(path string) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, d: sqliteDialect, name: "sqlite " + path}
 	if err := s.ready(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := tighten(path, o.logger); err != nil { // the -wal and -shm files exist now
 		db.Close()
 		return nil, err
 	}

@@ -92,7 +92,6 @@ func TestDevDataDirFromTheRetiredSeeder(t *testing.T) {
 // seed's reason.
 func TestDevStartSaysWhyTheTenantWasRefused(t *testing.T) {
 	g, err := devgw.New(dataDirWith(t, "", nil)) // "": made through an API
-
 	if err == nil {
 		g.Close()
 		t.Fatal("serve --dev started over an application in the way")

@@ -186,6 +186,7 @@ func TestServeFailures(t *testing.T) {
 		{"data dir under a file", []string{"serve", "--dev", "--data-dir", filepath.Join(file, "data")}, 1, "data directory " + filepath.Join(file, "data")},
 		{"stray argument", []string{"serve", "--dev", "extra"}, 2, `unexpected arguments ["extra"]`},
 		{"Entra host names with a configuration file", []string{"serve", "--config", file, "--entra-host-names"}, 2, "--entra-host-names is for --dev only"},
+		{"profiling with a configuration file", []string{"serve", "--config", file, "--profiling"}, 2, "--profiling is for --dev only"},
 		{"unknown command", []string{"serv"}, 2, `unknown command "serv"`},
 		{"token without socket", []string{"token", "--socket", ""}, 2, "no Workload API address"},
 		{"exchange without tenant", []string{"token", "--socket", "unix:///nowhere", "--exchange", "https://localhost:1"}, 2, "--exchange needs --tenant"},

@@ -30,6 +30,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	entraHostNames := fs.Bool("entra-host-names", false,
 		"with --dev: the development certificate also names login.microsoftonline.com, login.windows.net, sts.windows.net, management.azure.com and graph.microsoft.com, "+
 			"so that clients with their defaults work where those names resolve to this gateway (a private hosts file); development and CI only")
+	profiling := fs.Bool("profiling", false, "with --dev: serve Go's /debug/pprof/ on the health listener, to profile the gateway under load (health.profiling with --config)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,6 +49,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "serve: --entra-host-names is for --dev only: a gateway from --config answers as Entra's host names "+
 			"only with a certificate for them that you provide and entra.stand_in_for_entra: true (docs/configuration.md)")
 		return 2
+	case *profiling && !*dev:
+		fmt.Fprintln(stderr, "serve: --profiling is for --dev only: with --config, set health.profiling: true (docs/configuration.md)")
+		return 2
 	case *configFile != "":
 		return serveConfig(ctx, *configFile, stderr)
 	case !*dev:
@@ -62,7 +66,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := gateway.NewDev(ctx, gateway.DevOptions{
 		DataDir: *dataDir, EntraAddr: *entraAddr, OIDCAddr: *oidcAddr, HealthAddr: *healthAddr, MetricsAddr: *metricsAddr, SeedFile: *seedFile,
-		AnyIssuerExpressions: *anyIssuerExprs, EntraHostNames: *entraHostNames, Logger: logger,
+		AnyIssuerExpressions: *anyIssuerExprs, EntraHostNames: *entraHostNames, Profiling: *profiling, Logger: logger,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)

@@ -48,7 +48,10 @@ type DevOptions struct {
 	// reach this gateway where those names resolve to it (a private hosts
 	// file, a pod's hostAliases): for development and CI only.
 	EntraHostNames bool
-	Logger         *slog.Logger
+	// Profiling serves Go's /debug/pprof/ on the health listener
+	// (health.profiling), to profile the gateway under load.
+	Profiling bool
+	Logger    *slog.Logger
 }
 
 // seedInterval is how often a gateway retries its seed and checks its seed
@@ -199,6 +202,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	cfg.Store.SQLitePath = dbPath
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = paths.Cert, paths.Key
 	cfg.Health.ListenAddr = bound["health.listen_addr"].Addr().String()
+	cfg.Health.Profiling = opts.Profiling
 	cfg.Metrics.ListenAddr = bound["metrics.listen_addr"].Addr().String()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -19,6 +19,8 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/devgw"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/procbench"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 )
 
 // BenchmarkRSASign is the bound of the token endpoint: one RSA-2048
@@ -58,13 +60,15 @@ func BenchmarkSigningHandler(b *testing.B) {
 	tlsConfig := srv.Client().Transport.(*http.Transport).TLSClientConfig
 	for _, n := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			loadTest(b, tlsConfig, n, srv.URL+"/token", "grant_type=client_credentials")
+			loadTest(b, tlsConfig, n, srv.URL+"/token", "grant_type=client_credentials", nil)
 		})
 	}
 }
 
-// loadTest posts body to url over n keep-alive HTTP/1.1 connections.
-func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string) {
+// loadTest posts body to url over n keep-alive HTTP/1.1 connections; with
+// server, the process serving url, it reports that process's CPU time per
+// request too.
+func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string, server *spire.Process) {
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig: tlsConfig.Clone(), MaxConnsPerHost: n, MaxIdleConnsPerHost: n,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
@@ -83,6 +87,10 @@ func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string) {
 		}
 	}
 	post() // warm: connections, issuer metadata
+	if server != nil {
+		procbench.Measure(b, server, n, post)
+		return
+	}
 	latency.MeasureConcurrent(b, n, post)
 }
 
@@ -109,7 +117,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		body := forms[grant].Encode()
 		for _, n := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/conns=%d", grant, n), func(b *testing.B) {
-				loadTest(b, tlsConfig, n, endpoint, body)
+				loadTest(b, tlsConfig, n, endpoint, body, nil)
 			})
 		}
 	}

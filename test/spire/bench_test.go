@@ -1,7 +1,6 @@
 package spire_test
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
-	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/procbench"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
@@ -61,24 +60,6 @@ func serveBare() int {
 	}
 	fmt.Fprintln(os.Stderr, err)
 	return 1
-}
-
-// startPrinting starts a process that prints "listening ADDR" first.
-func startPrinting(b *testing.B, dir, name string, env []string, args ...string) (string, *spire.Process) {
-	b.Helper()
-	p := spire.StartEnv(b, dir, env, name, args...)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && !p.Exited() {
-		sc := bufio.NewScanner(strings.NewReader(p.Log()))
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-				return addr, p
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("%s did not start:\n%s", name, p.Log())
-	return "", nil
 }
 
 // target is one server under load.
@@ -131,7 +112,7 @@ oidc:
   issuer: https://localhost
 workload_api: {socket_path: %s}
 %s
-health: {listen_addr: 127.0.0.1:0}
+health: {listen_addr: 127.0.0.1:0, profiling: true}
 metrics: {listen_addr: 127.0.0.1:0}
 log_level: info
 `, api.Addr, tlsConf), 3)
@@ -163,7 +144,7 @@ workload_api {
 		if scheme == "https" {
 			env = append(env, "BARE_CERT="+paths.Cert, "BARE_KEY="+paths.Key)
 		}
-		addr, proc := startPrinting(b, dir, os.Args[0], env)
+		addr, proc := procbench.StartPrinting(b, dir, "listening", os.Args[0], env)
 		targets = append(targets, target{"bare", scheme, addr, proc})
 	}
 	for _, t := range targets {
@@ -180,8 +161,7 @@ workload_api {
 					b.Run(fmt.Sprintf("doc=%s/%s/conns=%d/server=%s", doc, scheme, conns, t.name), func(b *testing.B) {
 						c := newClient(pool, conns)
 						url := t.url(docPath(doc))
-						cpu := t.proc.CPUTime()
-						latency.MeasureConcurrent(b, conns, func() {
+						procbench.Measure(b, t.proc, conns, func() {
 							resp, err := c.Get(url)
 							if err != nil {
 								b.Fatal(err)
@@ -192,9 +172,6 @@ workload_api {
 								b.Fatalf("%s: status %d", url, resp.StatusCode)
 							}
 						})
-						// The client shares the machine's cores: the server's own
-						// CPU time per request compares the servers without it.
-						b.ReportMetric(float64((t.proc.CPUTime()-cpu).Microseconds())/float64(b.N), "server-cpu-µs/req")
 						c.CloseIdleConnections()
 					})
 				}

@@ -1,0 +1,45 @@
+// Package procbench loads servers that run as processes of their own and
+// reports each one's CPU time per request beside the client's view: the
+// benchmarks that compare the gateway with a bare or signing-only handler
+// (test/spire for discovery, test/e2e for the token endpoint) share it.
+package procbench
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/latency"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
+)
+
+// StartPrinting starts name, a process that prints "PREFIX VALUE" first,
+// and returns VALUE (for a server, its address).
+func StartPrinting(b testing.TB, dir, prefix, name string, env []string, args ...string) (string, *spire.Process) {
+	b.Helper()
+	p := spire.StartEnv(b, dir, env, name, args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && !p.Exited() {
+		sc := bufio.NewScanner(strings.NewReader(p.Log()))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), prefix+" "); ok {
+				return strings.TrimSpace(v), p
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("%s did not start:\n%s", name, p.Log())
+	return "", nil
+}
+
+// Measure runs op b.N times from conns goroutines (latency's p50 and p99
+// beside ns/op and req/s) and reports the server's own CPU time per
+// request, read from /proc before and after: the client shares the
+// machine's cores, and this compares servers without it.
+func Measure(b *testing.B, server *spire.Process, conns int, op func()) {
+	b.Helper()
+	cpu := server.CPUTime()
+	latency.MeasureConcurrent(b, conns, op)
+	b.ReportMetric(float64((server.CPUTime()-cpu).Microseconds())/float64(b.N), "server-cpu-µs/req")
+}

@@ -19,6 +19,10 @@ var (
 	// ErrLimitExceeded means a per-owner limit (such as MaxFederatedCredentials)
 	// would be exceeded by the write.
 	ErrLimitExceeded = errors.New("store: limit exceeded")
+	// ErrConflict means another write to the same owner's federated
+	// credentials was in progress, from this process or another replica,
+	// and the caller asked not to wait for it (FailIfBusy).
+	ErrConflict = errors.New("store: a conflicting write is in progress")
 	// ErrUnavailable wraps failures of the backend itself (database down,
 	// read-only or corrupt file): the request may succeed later.
 	ErrUnavailable = errors.New("store: unavailable")
@@ -199,6 +203,22 @@ type SigningKey struct {
 	// its last token expires.
 	NotAfter  time.Time
 	CreatedAt time.Time
+}
+
+type failIfBusyKey struct{}
+
+// FailIfBusy marks ctx so that a federated-credential write that finds
+// another in progress for the same owner fails with ErrConflict instead of
+// waiting: ARM refuses concurrent writes under one managed identity with
+// 409, and the database, not one process's memory, knows about them.
+func FailIfBusy(ctx context.Context) context.Context {
+	return context.WithValue(ctx, failIfBusyKey{}, true)
+}
+
+// FailsIfBusy reports whether ctx was marked by FailIfBusy.
+func FailsIfBusy(ctx context.Context) bool {
+	v, _ := ctx.Value(failIfBusyKey{}).(bool)
+	return v
 }
 
 // Update is a read-modify-write: it receives the object as stored and

@@ -19,9 +19,11 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/conformance"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/sqlstore"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiauth"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/oidcissuer"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
 )
 
 // TestConcurrentCredentialWritesConflict holds one identity's write slot,
@@ -51,6 +53,51 @@ func TestConcurrentCredentialWritesConflict(t *testing.T) {
 	s.end(mi.ID)
 	if w := put(); w.Code != http.StatusCreated {
 		t.Fatalf("the write after the first ended: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestConcurrentCredentialWritesConflictAcrossReplicas: while a replica
+// writes an identity's credentials, a write through another replica on the
+// same PostgreSQL database gets ARM's 409, from the database.
+func TestConcurrentCredentialWritesConflictAcrossReplicas(t *testing.T) {
+	if !pgtest.Available() {
+		t.Skip(pgtest.EnvDSN + " is not set")
+	}
+	dsn := pgtest.DSN(t)
+	open := func() store.Store {
+		st, err := sqlstore.OpenPostgres(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	other := open()
+	s, st, token := newTestServerOn(t, open(), slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	mi := store.ManagedIdentity{ID: directory.ManagedIdentityID("sub", "rg", "mi"), TenantID: testTenant, SubscriptionID: "sub", ResourceGroup: "rg",
+		Name: "mi", Location: "westeurope", ClientID: "c1", PrincipalID: "p1"}
+	c := store.FederatedCredential{ID: "f1", OwnerID: "p1", Name: "fic-1", Issuer: "https://i.example", Subject: "s", Audiences: []string{"api://AzureADTokenExchange"}}
+	for _, err := range []error{st.CreateManagedIdentity(ctx, mi), st.CreateFederatedCredential(ctx, c)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func() *httptest.ResponseRecorder {
+		body := `{"properties":{"issuer":"https://i.example","subject":"s2","audiences":["api://AzureADTokenExchange"]}}`
+		r := httptest.NewRequest(http.MethodPut, "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi/federatedIdentityCredentials/fic-1?api-version=2024-11-30", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	release := conformance.HoldOwner(t, other, c) // the other replica's write in flight
+	if w := put(); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"code":"ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"`) {
+		t.Fatalf("a write while the other replica writes: %d %s", w.Code, w.Body)
+	}
+	release()
+	if w := put(); w.Code != http.StatusOK {
+		t.Fatalf("the write after the other ended: %d %s", w.Code, w.Body)
 	}
 }
 
@@ -106,6 +153,12 @@ func newTestServer(t *testing.T, logger *slog.Logger) (*Server, store.Store, str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newTestServerOn(t, st, logger)
+}
+
+// newTestServerOn is newTestServer over st.
+func newTestServerOn(t *testing.T, st store.Store, logger *slog.Logger) (*Server, store.Store, string) {
+	t.Helper()
 	ctx := context.Background()
 	for _, err := range []error{
 		st.CreateTenant(ctx, store.Tenant{ID: testTenant}),

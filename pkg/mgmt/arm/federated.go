@@ -69,8 +69,7 @@ func (s *Server) federated(q *call, sub, rg, name, fic string) error {
 		writeJSON(w, http.StatusOK, toFICJSON(mi, existing))
 	case http.MethodPut:
 		if !s.begin(mi.ID) {
-			return newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-				"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+".")
+			return concurrentWrites(mi)
 		}
 		defer s.end(mi.ID)
 		return s.put(w, r, mi, fic, existing, missing)
@@ -145,16 +144,21 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 			return badRequest("BadRequest", "Issuer and subject combination already exists for this Managed Identity.")
 		}
 	}
+	// This process's claim (begin) covers the whole request; the store's
+	// covers the write against other replicas.
+	ctx := store.FailIfBusy(r.Context())
 	status := http.StatusOK
 	if missing {
-		err, status = s.store.CreateFederatedCredential(r.Context(), c), http.StatusCreated
+		err, status = s.store.CreateFederatedCredential(ctx, c), http.StatusCreated
 	} else {
-		err = s.store.UpdateFederatedCredential(r.Context(), c.OwnerID, c.ID, func(old store.FederatedCredential) (store.FederatedCredential, error) {
+		err = s.store.UpdateFederatedCredential(ctx, c.OwnerID, c.ID, func(old store.FederatedCredential) (store.FederatedCredential, error) {
 			old.Issuer, old.Subject, old.Audiences = c.Issuer, c.Subject, c.Audiences
 			return old, nil
 		})
 	}
 	switch {
+	case errors.Is(err, store.ErrConflict):
+		return concurrentWrites(mi)
 	case errors.Is(err, store.ErrLimitExceeded):
 		return badRequest("BadRequest", "Too many Federated Identity Credentials: a managed identity holds at most %d.", store.MaxFederatedCredentials)
 	case errors.Is(err, store.ErrAlreadyExists):
@@ -164,4 +168,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, mi store.ManagedIde
 	}
 	writeJSON(w, status, toFICJSON(mi, c))
 	return nil
+}
+
+// concurrentWrites is ARM's 409 for a credential write while another is in
+// flight under the same identity.
+func concurrentWrites(mi store.ManagedIdentity) error {
+	return newError(http.StatusConflict, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+		"Too many Federated Identity Credentials are written concurrently for the managed identity "+mi.ID+".")
 }

@@ -171,3 +171,42 @@ func testCreateApplicationAtomic(t *testing.T, s store.Store) {
 	must(t, err)
 	same(t, "certificates", len(keys), 2)
 }
+
+// holdOwner starts a FailIfBusy update of c that stays in its transaction
+// until release is closed; it returns once the update holds the owner.
+func holdOwner(t *testing.T, s store.Store, c store.FederatedCredential) (release func()) {
+	t.Helper()
+	entered, wait, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.UpdateFederatedCredential(store.FailIfBusy(context.Background()), c.OwnerID, c.ID, func(old store.FederatedCredential) (store.FederatedCredential, error) {
+			close(entered)
+			<-wait
+			old.Description = "held"
+			return old, nil
+		})
+	}()
+	<-entered
+	return func() {
+		close(wait)
+		must(t, <-done)
+	}
+}
+
+// testFailIfBusy: while one FailIfBusy write holds an owner, another fails
+// with ErrConflict at once; once it ends, the next succeeds.
+func testFailIfBusy(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c := fic("mi", "first", "https://oidc.example.org", "spiffe://example.org/a")
+	must(t, s.CreateFederatedCredential(ctx, c))
+	release := holdOwner(t, s, c)
+	second := fic("mi", "second", "https://oidc.example.org", "spiffe://example.org/b")
+	wantErr(t, "a second write under the same owner", s.CreateFederatedCredential(store.FailIfBusy(ctx), second), store.ErrConflict)
+	release()
+	must(t, s.CreateFederatedCredential(store.FailIfBusy(ctx), second))
+}
+
+// HoldOwner is holdOwner for backend-specific tests of FailIfBusy across
+// store handles.
+func HoldOwner(t *testing.T, s store.Store, c store.FederatedCredential) (release func()) {
+	return holdOwner(t, s, c)
+}

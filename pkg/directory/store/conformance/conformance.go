@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Ping", func(t *testing.T, s store.Store) { must(t, s.Ping(context.Background())) }},
 		{"UpdateAbortedByItsFunction", testUpdateAborted},
 		{"CreateApplicationAtomic", testCreateApplicationAtomic},
+		{"FailIfBusy", testFailIfBusy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := open(t)

@@ -70,7 +70,7 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, c store.Federated
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.ownerTx(ctx, c.OwnerID, func(tx *sql.Tx) error {
 		if err := s.d.lockOwner(ctx, tx, c.OwnerID); err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func (s *Store) ListFederatedCredentials(ctx context.Context, ownerID string) ([
 // creation time with what fn makes of the stored credential, in one
 // transaction holding the owner's lock.
 func (s *Store) UpdateFederatedCredential(ctx context.Context, ownerID, id string, fn store.Update[store.FederatedCredential]) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.ownerTx(ctx, ownerID, func(tx *sql.Tx) error {
 		if err := s.d.lockOwner(ctx, tx, ownerID); err != nil {
 			return err
 		}
@@ -148,4 +148,18 @@ func scanFIC(r scanner) (store.FederatedCredential, error) {
 	}
 	c.CreatedAt = fromMS(created)
 	return c, json.Unmarshal([]byte(aud), &c.Audiences)
+}
+
+// ownerTx is tx for a write to owner's federated credentials. With
+// store.FailIfBusy it first claims the owner in this process, failing with
+// store.ErrConflict while another such write is in flight here; across
+// processes (PostgreSQL) lockOwner's try-lock does the same.
+func (s *Store) ownerTx(ctx context.Context, owner string, fn func(*sql.Tx) error) error {
+	if store.FailsIfBusy(ctx) {
+		if _, busy := s.owners.LoadOrStore(owner, struct{}{}); busy {
+			return store.ErrConflict
+		}
+		defer s.owners.Delete(owner)
+	}
+	return s.tx(ctx, fn)
 }

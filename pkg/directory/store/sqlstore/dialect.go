@@ -25,8 +25,10 @@ type dialect struct {
 	// PostgreSQL locks the row; SQLite's BEGIN IMMEDIATE holds the whole
 	// database already.
 	forUpdate string
-	// lockOwner serialises writes that check a per-owner limit. SQLite
-	// serialises all writes already (BEGIN IMMEDIATE), so it needs none.
+	// lockOwner serialises writes that check a per-owner limit, or with
+	// store.FailIfBusy fails with store.ErrConflict when another holds it.
+	// SQLite serialises all writes already (BEGIN IMMEDIATE) and has one
+	// process (a lock on its file): Store.owners stands in for it.
 	lockOwner func(ctx context.Context, tx *sql.Tx, owner string) error
 	// lockMigrations keeps two processes from migrating at once.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
@@ -51,6 +53,16 @@ var postgresDialect = dialect{
 	numbered:  true,
 	forUpdate: " FOR UPDATE",
 	lockOwner: func(ctx context.Context, tx *sql.Tx, owner string) error {
+		if store.FailsIfBusy(ctx) {
+			var got bool
+			if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(hashtext($1))", "owner:"+owner).Scan(&got); err != nil {
+				return err
+			}
+			if !got {
+				return store.ErrConflict
+			}
+			return nil
+		}
 		_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "owner:"+owner)
 		return err
 	},
@@ -95,7 +107,7 @@ func classify(err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrLimitExceeded) ||
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrLimitExceeded) || errors.Is(err, store.ErrConflict) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -45,6 +45,10 @@ type Store struct {
 	stmts sync.Map // query → *sql.Stmt
 
 	reads atomic.Int64 // statements run by one and QueryContext
+
+	// owners are the owners with a federated-credential write in flight
+	// under store.FailIfBusy.
+	owners sync.Map // owner id → struct{}
 }
 
 // Reads returns how many read statements the store has sent outside

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,4 +86,30 @@ func TestOpenSQLiteRefusesWhatIsNotADatabase(t *testing.T) {
 		t.Fatalf("an empty file: %v", err)
 	}
 	s.Close()
+}
+
+// TestFailIfBusyAcrossReplicas: a FailIfBusy write through one PostgreSQL
+// store handle (a replica) makes the same through another fail with
+// ErrConflict: the database holds the owner's lock, not a process.
+func TestFailIfBusyAcrossReplicas(t *testing.T) {
+	if !pgtest.Available() {
+		t.Skip(pgtest.EnvDSN + " is not set")
+	}
+	dsn := pgtest.DSN(t)
+	a, b := openPostgresAt(t, dsn), openPostgresAt(t, dsn)
+	ctx := context.Background()
+	c := store.FederatedCredential{ID: "mi/first", OwnerID: "mi", Name: "first", Issuer: "https://oidc.example.org", Subject: "a", Audiences: []string{"api://AzureADTokenExchange"}}
+	if err := a.CreateFederatedCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	release := conformance.HoldOwner(t, a, c)
+	second := c
+	second.ID, second.Name, second.Subject = "mi/second", "second", "b"
+	if err := b.CreateFederatedCredential(store.FailIfBusy(ctx), second); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a write through the other replica: %v, want ErrConflict", err)
+	}
+	release()
+	if err := b.CreateFederatedCredential(store.FailIfBusy(ctx), second); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -22,12 +22,18 @@ const (
 
 // HashPassword returns an encoded Argon2id hash of password.
 func HashPassword(password string) (string, error) {
+	return argon2Hash(password, argonTime, argonMemory, argonThreads)
+}
+
+// argon2Hash encodes an Argon2id hash of secret in the PHC string format
+// CheckPassword reads.
+func argon2Hash(secret string, iterations, memory uint32, threads uint8) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	key := argon2.IDKey([]byte(secret), salt, iterations, memory, threads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, memory, iterations, threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 

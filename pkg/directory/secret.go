@@ -1,10 +1,12 @@
 package directory
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,13 +30,43 @@ func NewPasswordCredential(ownerID, displayName string, now time.Time, lifetime 
 		return store.PasswordCredential{}, "", err
 	}
 	secret := base64.RawURLEncoding.EncodeToString(raw)
-	c, err := HashedSecret(ownerID, displayName, secret, now, lifetime)
+	c, err := generatedCredential(ownerID, displayName, secret, now, lifetime)
 	return c, secret, err
 }
 
+// Argon2id parameters for client secrets a person chose (OWASP's minimum:
+// 19 MiB, two passes): lighter than user passwords', since each check is on
+// the token path, but a copy of the database still cannot be searched
+// for them at a fast hash's speed.
+const (
+	chosenSecretTime    = 2
+	chosenSecretMemory  = 19 << 10
+	chosenSecretThreads = 1
+)
+
+// argonPrefix starts the Hash of a credential whose secret a person chose.
+const argonPrefix = "$argon2id$"
+
 // HashedSecret returns the credential that accepts secret, a secret chosen
-// elsewhere (such as a seed's Kubernetes Secret).
+// elsewhere (such as a seed's Kubernetes Secret). A person may have chosen
+// it, so it is stored as an Argon2id hash, and its hint is empty: the first
+// characters of a chosen secret help guess the rest (Entra shows a hint for
+// the secrets it generates only).
 func HashedSecret(ownerID, displayName, secret string, now time.Time, lifetime time.Duration) (store.PasswordCredential, error) {
+	encoded, err := argon2Hash(secret, chosenSecretTime, chosenSecretMemory, chosenSecretThreads)
+	if err != nil {
+		return store.PasswordCredential{}, err
+	}
+	return store.PasswordCredential{
+		KeyID: uuid.NewString(), OwnerID: ownerID, DisplayName: displayName, Hash: []byte(encoded), Salt: []byte{}, // the salt is in the encoded hash
+		StartDateTime: now.UTC(), EndDateTime: now.UTC().Add(lifetime),
+	}, nil
+}
+
+// generatedCredential is the credential of a secret NewPasswordCredential
+// generated: a salted HMAC-SHA256, and its first three characters as the
+// hint, as Entra shows.
+func generatedCredential(ownerID, displayName, secret string, now time.Time, lifetime time.Duration) (store.PasswordCredential, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return store.PasswordCredential{}, err
@@ -57,6 +89,33 @@ func hashSecret(salt []byte, secret string) []byte {
 	return m.Sum(nil)
 }
 
+// argonSlots bounds concurrent Argon2id checks (19 MiB each), so that a
+// burst of requests with wrong secrets cannot exhaust memory.
+var argonSlots = make(chan struct{}, 4)
+
+// verified remembers chosen secrets already checked against their stored
+// hash (by a digest of both), so that a client pays the Argon2id cost once
+// per process, not per token.
+var verified sync.Map
+
+// matches reports whether secret is the one c accepts.
+func matches(c store.PasswordCredential, secret string) bool {
+	if !bytes.HasPrefix(c.Hash, []byte(argonPrefix)) {
+		return hmac.Equal(hashSecret(c.Salt, secret), c.Hash)
+	}
+	key := sha256.Sum256(append(append(append([]byte{}, c.Hash...), 0), secret...))
+	if _, ok := verified.Load(key); ok {
+		return true
+	}
+	argonSlots <- struct{}{}
+	ok := CheckPassword(string(c.Hash), secret)
+	<-argonSlots
+	if ok {
+		verified.Store(key, true)
+	}
+	return ok
+}
+
 // SecretCheck is the outcome of checking a presented client secret.
 type SecretCheck int
 
@@ -72,7 +131,7 @@ const (
 func CheckSecret(creds []store.PasswordCredential, secret string, now time.Time) SecretCheck {
 	result := SecretInvalid
 	for _, c := range creds {
-		if !hmac.Equal(hashSecret(c.Salt, secret), c.Hash) {
+		if !matches(c, secret) {
 			continue
 		}
 		if now.Before(c.StartDateTime) || !now.Before(c.EndDateTime) {

@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/procbench"
@@ -46,13 +45,7 @@ func serveSigning() int {
 		return 1
 	}
 	payload := make([]byte, 900) // about an access token's claims
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("listening %s\n", l.Addr())
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return procbench.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		digest := sha256.Sum256(payload)
 		sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
@@ -63,9 +56,7 @@ func serveSigning() int {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"%s.%s"}`,
 			base64.RawURLEncoding.EncodeToString(payload), base64.RawURLEncoding.EncodeToString(sig))
-	})}
-	fmt.Fprintln(os.Stderr, srv.ServeTLS(l, os.Getenv("SIGNING_CERT"), os.Getenv("SIGNING_KEY")))
-	return 1
+	}), os.Getenv("SIGNING_CERT"), os.Getenv("SIGNING_KEY"))
 }
 
 // BenchmarkTokenProcesses loads the token endpoint of a development gateway

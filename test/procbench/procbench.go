@@ -6,6 +6,10 @@ package procbench
 
 import (
 	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,4 +46,25 @@ func Measure(b *testing.B, server *spire.Process, conns int, op func()) {
 	cpu := server.CPUTime()
 	latency.MeasureConcurrent(b, conns, op)
 	b.ReportMetric(float64((server.CPUTime()-cpu).Microseconds())/float64(b.N), "server-cpu-µs/req")
+}
+
+// Serve serves h on a free loopback port, over TLS when certFile is set,
+// after printing "listening ADDR" for StartPrinting. A test binary run as
+// a server process calls it; it returns the exit code once the server
+// stops.
+func Serve(h http.Handler, certFile, keyFile string) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("listening %s\n", l.Addr())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if certFile != "" {
+		err = srv.ServeTLS(l, certFile, keyFile)
+	} else {
+		err = srv.Serve(l)
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 1
 }

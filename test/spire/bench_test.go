@@ -46,20 +46,7 @@ func serveBare() int {
 			_, _ = w.Write(body)
 		})
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("listening %s\n", l.Addr())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	if cert := os.Getenv("BARE_CERT"); cert != "" {
-		err = srv.ServeTLS(l, cert, os.Getenv("BARE_KEY"))
-	} else {
-		err = srv.Serve(l)
-	}
-	fmt.Fprintln(os.Stderr, err)
-	return 1
+	return procbench.Serve(mux, os.Getenv("BARE_CERT"), os.Getenv("BARE_KEY"))
 }
 
 // target is one server under load.

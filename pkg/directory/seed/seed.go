@@ -136,8 +136,8 @@ type User struct {
 // Parse decodes a seed document strictly: an unknown key is an error, so a
 // typo in a values file does not silently drop a credential.
 //
-// Every unknown key and value of the wrong type is reported at once under
-// its full key path, with the first rule the rest of the document breaks.
+// Every unknown key, value of the wrong type and broken rule is reported at
+// once, each under its full key path.
 func Parse(data []byte) (File, error) {
 	var f File
 	err := strictyaml.Decode(data, &f)
@@ -146,7 +146,9 @@ func Parse(data []byte) (File, error) {
 		return File{}, fmt.Errorf("seed: %w", err)
 	}
 	if cerr := f.check(); cerr != nil {
-		problems = append(problems, strictyaml.Problem{Message: cerr.Error()})
+		for _, line := range strings.Split(cerr.Error(), "\n") {
+			problems = append(problems, strictyaml.Problem{Message: line})
+		}
 	}
 	switch len(problems) {
 	case 0:
@@ -187,107 +189,111 @@ func Merge(docs ...File) File {
 }
 
 // check enforces what the store cannot: required keys and names unique
-// within the document, each error naming where it is.
+// within the document, every error at once, each naming where it is.
 func (f File) check() error {
+	var errs []error
+	bad := func(err error) { errs = append(errs, err) }
 	tenants := map[string]bool{}
 	for i, t := range f.Tenants {
 		at := fmt.Sprintf("tenants[%d]", i)
 		if _, err := uuid.Parse(t.ID); err != nil {
-			return fmt.Errorf("%s.id: %q is not a GUID", at, t.ID)
+			bad(fmt.Errorf("%s.id: %q is not a GUID", at, t.ID))
 		}
 		if tenants[strings.ToLower(t.ID)] {
-			return fmt.Errorf("%s.id: tenant %s appears twice", at, t.ID)
+			bad(fmt.Errorf("%s.id: tenant %s appears twice", at, t.ID))
 		}
 		tenants[strings.ToLower(t.ID)] = true
 		names := map[string]bool{}
 		for j, a := range t.Applications {
 			at := fmt.Sprintf("%s.applications[%d]", at, j)
 			if a.Name == "" {
-				return fmt.Errorf("%s.name is required", at)
+				bad(fmt.Errorf("%s.name is required", at))
 			}
 			if names[a.Name] {
-				return fmt.Errorf("%s.name: application %q appears twice", at, a.Name)
+				bad(fmt.Errorf("%s.name: application %q appears twice", at, a.Name))
 			}
 			names[a.Name] = true
 			if a.AppID != "" {
 				if _, err := uuid.Parse(a.AppID); err != nil {
-					return fmt.Errorf("%s.appId: %q is not a GUID", at, a.AppID)
+					bad(fmt.Errorf("%s.appId: %q is not a GUID", at, a.AppID))
 				}
 			}
 			if v := a.AccessTokenAcceptedVersion; v != 0 && v != 1 && v != 2 {
-				return fmt.Errorf("%s.accessTokenAcceptedVersion: %d is not 1 or 2", at, v)
+				bad(fmt.Errorf("%s.accessTokenAcceptedVersion: %d is not 1 or 2", at, v))
 			}
 			for k, r := range a.AppRoles {
 				if r.Value == "" {
-					return fmt.Errorf("%s.appRoles[%d].value is required", at, k)
+					bad(fmt.Errorf("%s.appRoles[%d].value is required", at, k))
 				}
 			}
 			scopes := map[string]bool{}
 			for k, sc := range a.OAuth2PermissionScopes {
 				switch {
 				case sc.Value == "" || strings.ContainsAny(sc.Value, " \t"):
-					return fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q: want a value without spaces", at, k, sc.Value)
+					bad(fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q: want a value without spaces", at, k, sc.Value))
 				case scopes[sc.Value]:
-					return fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q appears twice", at, k, sc.Value)
+					bad(fmt.Errorf("%s.oauth2PermissionScopes[%d].value %q appears twice", at, k, sc.Value))
 				}
 				scopes[sc.Value] = true
 			}
 			if err := checkRoleAssignments(at, a.RoleAssignments); err != nil {
-				return err
+				bad(err)
 			}
 			if err := checkAzureRoleAssignments(at, a.AzureRoleAssignments); err != nil {
-				return err
+				bad(err)
 			}
 		}
 		mis := map[string]bool{}
 		for j, m := range t.ManagedIdentities {
 			at := fmt.Sprintf("%s.managedIdentities[%d]", at, j)
 			if m.Name == "" || m.SubscriptionID == "" || m.ResourceGroup == "" {
-				return fmt.Errorf("%s: name, subscriptionId and resourceGroup are required", at)
+				bad(fmt.Errorf("%s: name, subscriptionId and resourceGroup are required", at))
 			}
 			key := strings.ToLower(m.SubscriptionID + "/" + m.ResourceGroup + "/" + m.Name)
 			if mis[key] {
-				return fmt.Errorf("%s: managed identity %q appears twice", at, m.Name)
+				bad(fmt.Errorf("%s: managed identity %q appears twice", at, m.Name))
 			}
 			mis[key] = true
 			if err := checkRoleAssignments(at, m.RoleAssignments); err != nil {
-				return err
+				bad(err)
 			}
 			if err := checkAzureRoleAssignments(at, m.AzureRoleAssignments); err != nil {
-				return err
+				bad(err)
 			}
 		}
 		for j, sub := range t.Subscriptions {
 			if _, err := uuid.Parse(sub.ID); err != nil {
-				return fmt.Errorf("%s.subscriptions[%d].id: %q is not a GUID", at, j, sub.ID)
+				bad(fmt.Errorf("%s.subscriptions[%d].id: %q is not a GUID", at, j, sub.ID))
 			}
 		}
 		for j, u := range t.Users {
 			if u.UserPrincipalName == "" || u.PasswordFile == "" {
-				return fmt.Errorf("%s.users[%d]: userPrincipalName and passwordFile are required", at, j)
+				bad(fmt.Errorf("%s.users[%d]: userPrincipalName and passwordFile are required", at, j))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func checkAzureRoleAssignments(at string, ras []AzureRoleAssignment) error {
+	var errs []error
 	for k, r := range ras {
 		if _, ok := directory.FindAzureRole(r.Role); !ok {
-			return fmt.Errorf("%s.azureRoleAssignments[%d].role: %q is not a built-in role the gateway knows (Owner, Contributor, Managed Identity Contributor, Managed Identity Operator, Reader)", at, k, r.Role)
+			errs = append(errs, fmt.Errorf("%s.azureRoleAssignments[%d].role: %q is not a built-in role the gateway knows (Owner, Contributor, Managed Identity Contributor, Managed Identity Operator, Reader)", at, k, r.Role))
 		}
 		if _, _, ok := directory.AzureScope(r.Scope); !ok {
-			return fmt.Errorf("%s.azureRoleAssignments[%d].scope: %q is not /subscriptions/{id}, a resource group or a user-assigned identity under it", at, k, r.Scope)
+			errs = append(errs, fmt.Errorf("%s.azureRoleAssignments[%d].scope: %q is not /subscriptions/{id}, a resource group or a user-assigned identity under it", at, k, r.Scope))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func checkRoleAssignments(at string, ras []RoleAssignment) error {
+	var errs []error
 	for k, r := range ras {
 		if r.Resource == "" || r.Role == "" {
-			return fmt.Errorf("%s.roleAssignments[%d]: resource and role are required", at, k)
+			errs = append(errs, fmt.Errorf("%s.roleAssignments[%d]: resource and role are required", at, k))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

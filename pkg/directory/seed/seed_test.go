@@ -161,6 +161,8 @@ func TestParseRejects(t *testing.T) {
 		{"unknown key", "tenants:\n  - id: " + tid + "\n    domain: [x]\n", "tenants[0].domain: unknown key; did you mean tenants[0].domains?"},
 		{"unknown keys deep down, all at once", "tenants:\n  - id: " + tid + "\n    applications:\n      - name: a\n      - name: b\n      - name: c\n        federatedCredentials:\n          - name: f\n            subjet: s\n        roleAssignments: {resource: x}\n",
 			"seed:\n  tenants[0].applications[2].federatedCredentials[0].subjet: unknown key; did you mean tenants[0].applications[2].federatedCredentials[0].subject?\n  tenants[0].applications[2].roleAssignments: want a list, not a mapping"},
+		{"every rule at once", "tenants:\n  - id: contoso\n    applications:\n      - appId: x\n        accessTokenAcceptedVersion: 3\n",
+			"seed:\n  tenants[0].id: \"contoso\" is not a GUID\n  tenants[0].applications[0].name is required\n  tenants[0].applications[0].appId: \"x\" is not a GUID\n  tenants[0].applications[0].accessTokenAcceptedVersion: 3 is not 1 or 2"},
 		{"a number for a string", "tenants:\n  - id: " + tid + "\n    displayName: 42\n", "tenants[0].displayName: want a string, not the number 42 (quote it)"},
 		{"bad tenant id", "tenants:\n  - id: contoso\n", `tenants[0].id: "contoso" is not a GUID`},
 		{"app without name", "tenants:\n  - id: " + tid + "\n    applications:\n      - appId: " + tid + "\n", "tenants[0].applications[0].name is required"},

@@ -80,6 +80,11 @@ type identity struct {
 }
 
 func (c *Injection) identityOf(pod *corev1.Pod, sa *corev1.ServiceAccount) (identity, error) {
+	if pod.Spec.HostNetwork {
+		// The sidecar's ports would be the node's: taken by the next such
+		// pod on the node, and reachable by every process there.
+		return identity{}, &Refusal{Message: fmt.Sprintf("pod opts in with %s=true but uses hostNetwork: the token sidecar's ports would be the node's; remove the label or hostNetwork", LabelUse)}
+	}
 	get := func(key string) string {
 		if v := strings.TrimSpace(pod.Annotations[key]); v != "" {
 			return v

@@ -273,6 +273,10 @@ func TestRefusedWithoutClientID(t *testing.T) {
 	if _, err := c.Mutate(in, nil); err == nil || !strings.Contains(err.Error(), AnnotationTenantID) {
 		t.Fatalf("no tenant: %v", err)
 	}
+	host := optedIn(corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app"}}})
+	if _, err := c.Mutate(host, nil); err == nil || !strings.Contains(err.Error(), "hostNetwork") {
+		t.Errorf("hostNetwork: %v", err)
+	}
 	c.AllowMissingClientID = true
 	delete(in.Annotations, AnnotationClientID)
 	pod, _ := apply(t, c, in, nil)

@@ -63,6 +63,12 @@ func HashedSecret(ownerID, displayName, secret string, now time.Time, lifetime t
 	}, nil
 }
 
+// ChosenSecretHash reports whether c stores its secret as HashedSecret
+// does (Argon2id), not as a generated secret's keyed hash.
+func ChosenSecretHash(c store.PasswordCredential) bool {
+	return bytes.HasPrefix(c.Hash, []byte(argonPrefix))
+}
+
 // generatedCredential is the credential of a secret NewPasswordCredential
 // generated: a salted HMAC-SHA256, and its first three characters as the
 // hint, as Entra shows.
@@ -100,7 +106,7 @@ var verified sync.Map
 
 // matches reports whether secret is the one c accepts.
 func matches(c store.PasswordCredential, secret string) bool {
-	if !bytes.HasPrefix(c.Hash, []byte(argonPrefix)) {
+	if !ChosenSecretHash(c) {
 		return hmac.Equal(hashSecret(c.Salt, secret), c.Hash)
 	}
 	key := sha256.Sum256(append(append(append([]byte{}, c.Hash...), 0), secret...))

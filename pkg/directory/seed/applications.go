@@ -156,7 +156,10 @@ func (a *Applier) applySecrets(ctx context.Context, p principal, files []string,
 		}
 		found := false
 		for _, c := range existing {
-			if c.ManagedBy == store.ManagedBySeed && directory.CheckSecret([]store.PasswordCredential{c}, secret, now) == directory.SecretValid {
+			// A secret seeded by an earlier version under a fast keyed
+			// hash is stored again as Argon2id, and the old one pruned.
+			if c.ManagedBy == store.ManagedBySeed && directory.ChosenSecretHash(c) &&
+				directory.CheckSecret([]store.PasswordCredential{c}, secret, now) == directory.SecretValid {
 				used[c.KeyID], found = true, true
 				break
 			}

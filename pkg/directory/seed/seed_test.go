@@ -2,6 +2,8 @@ package seed
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"os"
@@ -350,4 +352,41 @@ func TestWatchSeesAChangeMadeBeforeItStarted(t *testing.T) {
 	os.WriteFile(path, []byte(doc(strings.Replace(twoApps, "example.org/worker2", "example.org/worker4", 1))), 0o600)
 	go a.Watch(ctx, path, applied, 20*time.Millisecond)
 	waitForWorker2Subject(t, s, "spiffe://example.org/worker4")
+}
+
+// TestSeededSecretsMoveToArgon2id: a secret an earlier version seeded under
+// the fast keyed hash is stored again as Argon2id on the next apply, and
+// the old credential goes.
+func TestSeededSecretsMoveToArgon2id(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	const secret = "a-secret-a-person-chose"
+	os.WriteFile(secretFile, []byte(secret), 0o600)
+	s := openStore(t)
+	ctx := context.Background()
+	a := &Applier{Store: s, ParseExpression: func(string) error { return nil }}
+	y := "tenants:\n  - id: " + tid + "\n    applications:\n      - name: a\n"
+	if err := apply(t, a, y); err != nil {
+		t.Fatal(err)
+	}
+	owner := derive(tid, "app", "a")
+	salt := []byte("0123456789abcdef")
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(secret))
+	legacy := store.PasswordCredential{KeyID: "legacy", OwnerID: owner, DisplayName: "seed: " + secretFile, Hint: secret[:3], Salt: salt, Hash: m.Sum(nil),
+		StartDateTime: time.Now().Add(-time.Hour), EndDateTime: time.Now().Add(time.Hour), ManagedBy: store.ManagedBySeed}
+	if err := s.AddPasswordCredential(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if directory.CheckSecret([]store.PasswordCredential{legacy}, secret, time.Now()) != directory.SecretValid {
+		t.Fatal("the legacy credential does not accept its secret")
+	}
+	if err := apply(t, a, y+"        clientSecretFiles: ["+secretFile+"]\n"); err != nil {
+		t.Fatal(err)
+	}
+	creds, _ := s.ListPasswordCredentials(ctx, owner)
+	if len(creds) != 1 || creds[0].KeyID == "legacy" || !directory.ChosenSecretHash(creds[0]) || creds[0].Hint != "" ||
+		directory.CheckSecret(creds, secret, time.Now()) != directory.SecretValid {
+		t.Fatalf("after the apply: %+v", creds)
+	}
 }

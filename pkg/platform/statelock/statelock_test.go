@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSecondHolderRefusedWithTheFirstsPID(t *testing.T) {
@@ -46,7 +47,7 @@ func TestLockOfAKilledProcessIsFree(t *testing.T) {
 			os.Exit(2)
 		}
 		os.Stdout.WriteString("held\n")
-		select {}
+		time.Sleep(time.Hour) // not select{}: with no other goroutine the runtime would end the process
 	}
 	path := filepath.Join(t.TempDir(), "gateway.lock")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockOfAKilledProcessIsFree$")

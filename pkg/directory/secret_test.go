@@ -40,3 +40,28 @@ func TestChosenSecretsAreHashedSlowly(t *testing.T) {
 		t.Error("the generated secret among both kinds")
 	}
 }
+
+// BenchmarkCheckSecret: what a token request pays to check a client secret,
+// generated (keyed hash) or chosen (Argon2id, first check of the process
+// and later ones answered from memory).
+func BenchmarkCheckSecret(b *testing.B) {
+	now := time.Now()
+	generated, secret, _ := NewPasswordCredential("app", "api", now, time.Hour)
+	chosen, _ := HashedSecret("app", "seed", "correct-horse-battery-staple", now, time.Hour)
+	b.Run("generated", func(b *testing.B) {
+		for b.Loop() {
+			CheckSecret([]store.PasswordCredential{generated}, secret, now)
+		}
+	})
+	b.Run("chosen, wrong secret", func(b *testing.B) {
+		for b.Loop() {
+			CheckSecret([]store.PasswordCredential{chosen}, "wrong-horse-battery-staple", now)
+		}
+	})
+	b.Run("chosen, verified before", func(b *testing.B) {
+		CheckSecret([]store.PasswordCredential{chosen}, "correct-horse-battery-staple", now)
+		for b.Loop() {
+			CheckSecret([]store.PasswordCredential{chosen}, "correct-horse-battery-staple", now)
+		}
+	})
+}

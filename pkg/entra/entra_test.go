@@ -128,7 +128,7 @@ func startFixture(t *testing.T, v entra.AssertionVerifier, issuer string) *fixtu
 }
 
 // startFixtureOn is startFixture on the store s.
-func startFixtureOn(t *testing.T, s store.Store, v entra.AssertionVerifier, issuer string) *fixture {
+func startFixtureOn(t testing.TB, s store.Store, v entra.AssertionVerifier, issuer string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secret")
@@ -159,7 +159,7 @@ func startFixtureOn(t *testing.T, s store.Store, v entra.AssertionVerifier, issu
 	return &fixture{srv: srv, store: s, signer: sg}
 }
 
-func (f *fixture) post(t *testing.T, path string, form url.Values, edit func(*http.Request)) (*http.Response, map[string]any) {
+func (f *fixture) post(t testing.TB, path string, form url.Values, edit func(*http.Request)) (*http.Response, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
@@ -170,7 +170,7 @@ func (f *fixture) post(t *testing.T, path string, form url.Values, edit func(*ht
 }
 
 // do sends req and decodes the JSON answer.
-func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, map[string]any) {
+func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, map[string]any) {
 	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {

@@ -21,6 +21,7 @@
 package identityendpoint
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -210,7 +211,7 @@ func (s *Server) appService(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, "invalid_request", "The secret header is missing or wrong")
 			return
 		}
-		s.answer(w, r, q.Get("resource"), firstOf(q.Get("clientid"), q.Get("client_id")), q)
+		s.answer(w, r, q.Get("resource"), cmp.Or(q.Get("clientid"), q.Get("client_id")), q)
 	case "":
 		writeError(w, http.StatusBadRequest, "invalid_request", "Required query variable 'api-version' is missing")
 	default:
@@ -228,7 +229,7 @@ func (s *Server) cloudShell(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The request body is not a form: "+err.Error())
 		return
 	}
-	s.answer(w, r, r.PostForm.Get("resource"), firstOf(r.PostForm.Get("client_id"), r.URL.Query().Get("client_id")), r.PostForm)
+	s.answer(w, r, r.PostForm.Get("resource"), cmp.Or(r.PostForm.Get("client_id"), r.URL.Query().Get("client_id")), r.PostForm)
 }
 
 // answer exchanges (or reuses) a token for resource and clientID and writes
@@ -380,13 +381,6 @@ func scopeFor(resource string) string {
 
 func (s *Server) headerOK(got string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Header)) == 1
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // writeError writes the OAuth-style error body IMDS and App Service send.

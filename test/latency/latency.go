@@ -22,34 +22,11 @@ func Measure(b *testing.B, op func()) {
 		samples[i] = time.Since(start)
 	}
 	b.StopTimer()
-	Report(b, samples)
+	report(b, samples)
 }
 
-// MeasureParallel is Measure under b.RunParallel.
-func MeasureParallel(b *testing.B, op func()) {
-	b.Helper()
-	ch := make(chan []time.Duration, 64)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var local []time.Duration
-		for pb.Next() {
-			start := time.Now()
-			op()
-			local = append(local, time.Since(start))
-		}
-		ch <- local
-	})
-	b.StopTimer()
-	close(ch)
-	var samples []time.Duration
-	for s := range ch {
-		samples = append(samples, s...)
-	}
-	Report(b, samples)
-}
-
-// Report adds the p50 and p99 of samples to b's results.
-func Report(b *testing.B, samples []time.Duration) {
+// report adds the p50 and p99 of samples to b's results.
+func report(b *testing.B, samples []time.Duration) {
 	if len(samples) == 0 {
 		return
 	}
@@ -88,5 +65,5 @@ func MeasureConcurrent(b *testing.B, n int, op func()) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	Report(b, samples)
+	report(b, samples)
 }

@@ -180,15 +180,7 @@ func TestEntraCases(t *testing.T) {
 
 func check(t *testing.T, tc entraCase, c *http.Client, req *http.Request, vars *strings.Replacer) {
 	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("body: %v", err)
-	}
+	resp, body := do(t, c, req)
 	w := tc.Want
 	if resp.StatusCode != w.Status {
 		t.Fatalf("status %d, want %d: %v", resp.StatusCode, w.Status, body)

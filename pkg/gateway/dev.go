@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -156,7 +157,7 @@ func NewDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	// bound before the configuration is written.
 	for _, l := range []struct{ key, addr string }{
 		{"oidc.listen_addr", opts.OIDCAddr}, {"entra.listen_addr", opts.EntraAddr},
-		{"health.listen_addr", orFree(opts.HealthAddr)}, {"metrics.listen_addr", orFree(opts.MetricsAddr)},
+		{"health.listen_addr", cmp.Or(opts.HealthAddr, "127.0.0.1:0")}, {"metrics.listen_addr", cmp.Or(opts.MetricsAddr, "127.0.0.1:0")},
 	} {
 		if bound[l.key], err = net.Listen("tcp", l.addr); err != nil {
 			delete(bound, l.key)
@@ -274,13 +275,6 @@ func retireDevSeeder(ctx context.Context, dbPath string) error {
 	}
 	defer s.Close()
 	return devtenant.Migrate(ctx, s)
-}
-
-func orFree(addr string) string {
-	if addr == "" {
-		return "127.0.0.1:0"
-	}
-	return addr
 }
 
 // WorkloadAPI is the development Workload API server, for tests and demos

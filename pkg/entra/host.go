@@ -1,12 +1,12 @@
 package entra
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/hostname"
 )
 
 // DevHosts are the development gateway's authority host names.
@@ -26,20 +26,10 @@ func HostPolicy(hosts []string, next http.Handler) http.Handler {
 		allowed[strings.ToLower(strings.Trim(h, "[]"))] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !allowed[hostName(r.Host)] {
+		if !allowed[hostname.Of(r.Host)] {
 			aadsts.Write(w, r, aadsts.New(aadsts.InvalidInstance, "Unknown or invalid instance."), time.Now())
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// hostName is host without its port, lower case, IPv6 brackets removed.
-func hostName(host string) string {
-	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-	}
-	return strings.ToLower(strings.Trim(host, "[]"))
 }

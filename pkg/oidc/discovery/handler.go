@@ -2,10 +2,11 @@ package discovery
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/hostname"
 )
 
 // Handler serves the documents of one or more issuers, routed by path and
@@ -107,13 +108,7 @@ func (h *Handler) requestHost(r *http.Request) string {
 			host = fwd
 		}
 	}
-	host = strings.TrimSpace(host)
-	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') { // a port
-		if hn, _, err := net.SplitHostPort(host); err == nil {
-			host = hn
-		}
-	}
-	return strings.ToLower(strings.Trim(host, "[]"))
+	return hostname.Of(strings.TrimSpace(host))
 }
 
 // forwardedHost returns the host parameter of the first element of an RFC

@@ -85,7 +85,9 @@ func BenchmarkTokenProcesses(b *testing.B) {
 		}
 		info[name] = m[1]
 	}
-	b.Logf("profile the gateway: go tool pprof %s/debug/pprof/profile?seconds=30", info["Health (/livez, /readyz)"])
+	// Printed now, not logged at the end, so that the gateway can be
+	// profiled while it is under load.
+	fmt.Fprintf(os.Stderr, "profile the gateway: go tool pprof %s/debug/pprof/profile?seconds=20\n", info["Health (/livez, /readyz)"])
 	read := func(path string) string {
 		v, err := os.ReadFile(path)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/pgtest"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
@@ -69,7 +70,7 @@ func replicaSeed(issuer, secretFile string, withCredential bool) string {
 func TestReplicaProcessesSharePostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
-	oidcA := freeAddr(t)
+	oidcA := loopback.Addrs(t, 1)[0]
 	issuerA := "https://localhost:" + strings.Split(oidcA, ":")[1]
 	api := workloadapitest.Start(t, filepath.Join(dir, "agent"), devworkload.WithIssuer(issuerA))
 	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())

@@ -11,12 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devworkload"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
 
@@ -99,13 +98,6 @@ func startConfig(t *testing.T, path string, env []string, want ...string) *confi
 	return r
 }
 
-// freeAddr returns a loopback address that was free a moment ago: the
-// issuer must name the OIDC port before the gateway starts.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-}
-
 func writeConfig(t *testing.T, dir, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, "gateway.yaml")
@@ -136,7 +128,7 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 // rotates, goes away and comes back.
 func TestServeConfigPublishesTheWorkloadAPIKeys(t *testing.T) {
 	dir := t.TempDir()
-	oidcAddr := freeAddr(t)
+	oidcAddr := loopback.Addrs(t, 1)[0] // the issuer names the port before the gateway starts
 	issuer := "https://localhost:" + strings.Split(oidcAddr, ":")[1] + "/spiffe"
 	api := workloadapitest.Start(t, filepath.Join(dir, "agent"), devworkload.WithIssuer(issuer))
 	paths, _, err := devcert.Ensure(filepath.Join(dir, "tls"), time.Now())

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/webhook"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 )
 
 // TestWebhookSidecarRuns runs the sidecar exactly as the webhook writes it
@@ -25,12 +25,13 @@ import (
 func TestWebhookSidecarRuns(t *testing.T) {
 	c := newCLI(t)
 	dir := t.TempDir()
-	healthPort, endpointPort := freePort(t), freePort(t)
+	ports := loopback.Ports(t, 2)
+	healthPort, endpointPort := ports[0], ports[1]
 	cfgFile := filepath.Join(dir, "webhook.yaml")
 	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `namespace: spire-system
 tls: {certFile: a, keyFile: b}
 injection:
-  sidecar: {image: example.org/seg:1, healthPort: %d, identityEndpointPort: %d}
+  sidecar: {image: example.org/seg:1, healthPort: %s, identityEndpointPort: %s}
 `, healthPort, endpointPort), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ injection:
 			a = token
 		case strings.HasPrefix(a, "unix:///spiffe-workload-api/"):
 			a = c.info.WorkloadSocket
-		case a == fmt.Sprintf(":%d", healthPort):
+		case a == ":"+healthPort:
 			a = "127.0.0.1" + a
 		}
 		args = append(args, a)
@@ -118,15 +119,4 @@ injection:
 	if strings.Contains(stderr.String(), appEnv["IDENTITY_HEADER"]) {
 		t.Error("the sidecar logged the identity header")
 	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

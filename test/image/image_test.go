@@ -30,6 +30,7 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/image"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 )
 
 // TestCheckRefusesABadImage gives Check an image with a shell, a
@@ -134,7 +135,7 @@ func TestBuiltImage(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	write(t, filepath.Join(conf, "jwks.json"), string(jwks))
-	addrs := freeAddrs(t, 3)
+	addrs := loopback.Addrs(t, 3)
 	oidcAddr, entraAddr, healthAddr := addrs[0], addrs[1], addrs[2]
 	write(t, filepath.Join(conf, "gateway.yaml"), fmt.Sprintf(`
 oidc:
@@ -182,22 +183,6 @@ func exitStderr(err error) string {
 		return string(e.Stderr)
 	}
 	return ""
-}
-
-// freeAddrs returns n distinct loopback addresses that were free a moment
-// ago: all are held until each is known, so none is given twice.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
 }
 
 func port(addr string) string {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/webhook"
 	charttest "github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/chart"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/k8s/k8stest"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 )
 
@@ -91,7 +91,8 @@ func startWebhook(t *testing.T, c *k8stest.Cluster, validity time.Duration) *web
 		t.Fatalf("the chart's ClusterSPIFFEID: %v", err)
 	}
 
-	listen, health := freeAddr(t), freeAddr(t)
+	addrs := loopback.Addrs(t, 2)
+	listen, health := addrs[0], addrs[1]
 	mwc := object("MutatingWebhookConfiguration").(*admissionregistrationv1.MutatingWebhookConfiguration)
 	url := "https://" + listen + "/mutate"
 	mwc.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
@@ -155,16 +156,6 @@ func startWebhook(t *testing.T, c *k8stest.Cluster, validity time.Duration) *web
 	}
 	w.restart()
 	return w
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // appPod is a pod template PodSecurity restricted admits, with its own

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/procbench"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
@@ -82,7 +83,7 @@ func BenchmarkDiscoveryProviders(b *testing.B) {
 	var targets []target
 	for _, scheme := range []string{"http", "https"} {
 		tlsConf := "tls: {mode: none}"
-		odpAddr := "127.0.0.1:" + freePort(b)
+		odpAddr := loopback.Addrs(b, 1)[0]
 		odpServe := fmt.Sprintf(`insecure_addr = "%s"`, odpAddr)
 		if scheme == "https" {
 			tlsConf = fmt.Sprintf("tls: {cert_file: %s, key_file: %s}", paths.Cert, paths.Key)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
@@ -35,7 +36,7 @@ func TestCheckIssuerOnSPIREsDiscoveryProvider(t *testing.T) {
 	}
 	for _, setKeyUse := range []bool{true, false} {
 		t.Run(fmt.Sprint("set_key_use=", setKeyUse), func(t *testing.T) {
-			port := freePort(t)
+			port := loopback.Ports(t, 1)[0]
 			issuer := "https://localhost:" + port
 			conf := filepath.Join(dir, fmt.Sprintf("odp-%v.conf", setKeyUse))
 			if err := os.WriteFile(conf, []byte(fmt.Sprintf(`log_level = "warn"
@@ -85,7 +86,7 @@ func TestCheckOnSPIREWithECKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := loopback.Ports(t, 1)[0]
 	issuer := "https://localhost:" + port
 	d := spire.NewServer(t, bin, dir, issuer, "ec-p256")
 	conf := filepath.Join(dir, "odp.conf")

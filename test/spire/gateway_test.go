@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,16 +45,6 @@ func startGateway(t testing.TB, dir, config string, listeners int) *gateway {
 	}
 	g.health = "http://" + g.addrs["health"]
 	return g
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
 
 func eventually(t *testing.T, what string, within time.Duration, cond func() error) {

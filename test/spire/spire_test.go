@@ -23,6 +23,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/dev/devcert"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 )
 
@@ -73,7 +74,7 @@ func newLab(t *testing.T, issuer string) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := &lab{dir: dir, oidcPort: freePort(t), issuer: issuer}
+	l := &lab{dir: dir, oidcPort: loopback.Ports(t, 1)[0], issuer: issuer}
 	if l.issuer == "" {
 		l.issuer = "https://localhost:" + l.oidcPort
 	}

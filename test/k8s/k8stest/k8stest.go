@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/loopback"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/spire"
 )
 
@@ -89,7 +89,8 @@ func Start(t testing.TB) *Cluster {
 	c.pki, c.CAPEM = pki, pki.caPEM
 	token := pki.token
 
-	clientPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	ports := loopback.Ports(t, 3)
+	clientPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 	etcdURL := "http://127.0.0.1:" + clientPort
 	peerURL := "http://127.0.0.1:" + peerPort
 	c.Etcd = spire.Start(t, dir, etcd,
@@ -200,14 +201,4 @@ func (c *Cluster) eventually(t testing.TB, what string, timeout time.Duration, f
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }

@@ -27,20 +27,22 @@ const envIdentityHeader = "IDENTITY_HEADER"
 // process environment.
 func (c *Injection) identityEndpointEnv(header string) []corev1.EnvVar {
 	var out []corev1.EnvVar
-	for _, kv := range identityendpoint.Env(c.identityEndpointBase(), header) {
+	for _, kv := range identityendpoint.Env("http://"+c.identityEndpointAddr(), header) {
 		out = append(out, corev1.EnvVar{Name: kv[0], Value: kv[1]})
 	}
 	return out
 }
 
-func (c *Injection) identityEndpointBase() string {
-	return "http://127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort))
+// identityEndpointAddr is where the sidecar serves the endpoint: the pod's
+// loopback, which only the pod's containers reach.
+func (c *Injection) identityEndpointAddr() string {
+	return "127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort))
 }
 
 // identityEndpointArgs are the sidecar's flags for the endpoint; the header
 // reaches it through its environment, not its command line.
 func (c *Injection) identityEndpointArgs(id identity) []string {
-	args := []string{"--identity-endpoint", "127.0.0.1:" + strconv.Itoa(int(c.Sidecar.IdentityEndpointPort)),
+	args := []string{"--identity-endpoint", c.identityEndpointAddr(),
 		"--client-id", id.clientID, "--tenant", id.tenantID}
 	if id.authorityHost != "" {
 		args = append(args, "--authority-host", id.authorityHost)

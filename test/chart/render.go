@@ -78,17 +78,12 @@ const Namespace = "spire-system"
 // Render renders the chart at dir as release "gw" with values, as `helm
 // install --dry-run` does, values schema included.
 func Render(dir string, values map[string]any) (Rendered, error) {
-	r, _, err := RenderManifest(dir, values)
+	r, _, err := render(dir, "gw", values, nil)
 	return r, err
 }
 
-// RenderManifest is Render that also returns the manifest (without hooks)
-// as Helm wrote it.
-func RenderManifest(dir string, values map[string]any) (Rendered, string, error) {
-	return RenderRelease(dir, "gw", values)
-}
-
-// RenderRelease is RenderManifest for a release name.
+// RenderRelease is Render for a release name that also returns the
+// manifest (without hooks) as Helm wrote it.
 func RenderRelease(dir, release string, values map[string]any) (Rendered, string, error) {
 	return render(dir, release, values, nil)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/identityendpoint"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
@@ -139,7 +140,15 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 			fmt.Fprintf(stderr, "token: --health-addr: %v\n", err)
 			return 1
 		}
-		srv := &http.Server{Handler: healthHandler(ready), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+		// Ready: the file holds a token valid for the minimum remainder, or,
+		// without a file, the Workload API hands out SVIDs.
+		check := health.Check{Name: "token", Ready: func() (bool, any) {
+			if err := ready(); err != nil {
+				return false, err.Error()
+			}
+			return true, nil
+		}}
+		srv := &http.Server{Handler: health.Handler(check), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }() // ErrServerClosed at shutdown; a broken listener shows as a failing probe
 		defer srv.Close()
 		logger.Info("health endpoint", "addr", ln.Addr().String())
@@ -213,22 +222,4 @@ func writeOnce(ctx context.Context, writer *tokenfile.Writer, timeout time.Durat
 		case <-time.After(wait):
 		}
 	}
-}
-
-// healthHandler answers the kubelet: /livez while the process runs, /readyz
-// while ready reports nothing wrong (the file holds a token valid for the
-// minimum remainder; without a file, the Workload API hands out SVIDs).
-func healthHandler(ready func() error) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	return mux
 }

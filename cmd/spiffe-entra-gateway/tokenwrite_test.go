@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -169,5 +170,28 @@ func TestTokenWriteUsageErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(token); !os.IsNotExist(err) {
 		t.Error("a usage error wrote the token file")
+	}
+}
+
+// TestTokenWriteSidecarNotReadySaysWhy: with no Workload API to read from,
+// /readyz is 503 and its body names the reason, as the gateway's does.
+func TestTokenWriteSidecarNotReadySaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	_, base := startSidecar(t, "--socket", "unix://"+filepath.Join(dir, "no-agent.sock"), "--write", filepath.Join(dir, "token"))
+	code, body := get(t, base+"/readyz")
+	var doc struct {
+		Ready  bool
+		Checks []struct {
+			Name   string
+			Ready  bool
+			Detail string
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != http.StatusServiceUnavailable || doc.Ready ||
+		len(doc.Checks) != 1 || doc.Checks[0].Name != "token" || doc.Checks[0].Ready || doc.Checks[0].Detail == "" {
+		t.Fatalf("/readyz: %d %s (%v)", code, body, err)
+	}
+	if code, body := get(t, base+"/livez"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/livez: %d %q", code, body)
 	}
 }

@@ -29,6 +29,10 @@ func TestGraphBoundsAnApplication(t *testing.T) {
 	graphError(t, "a 257-character name", status, body, 400, "Request_BadRequest", "at most 256 are allowed")
 	status, body, _ = a.do("PATCH", path, tok, map[string]any{"displayName": "nul\x00inside"})
 	graphError(t, "a NUL in a name", status, body, 400, "Request_BadRequest", "without NUL characters")
+	// A backslash followed by the text u0000 is text, not a NUL.
+	if status, body, _ = a.do("PATCH", path, tok, map[string]any{"displayName": `C:\u0000`}); status != http.StatusNoContent {
+		t.Errorf("a name with a backslash and u0000: %d %v", status, body)
+	}
 
 	req, _ := http.NewRequest("PATCH", a.info.AuthorityHost+path, strings.NewReader("{\"displayName\":\"bad \xff\xfe utf-8\"}"))
 	req.Header.Set("Authorization", "Bearer "+tok)

@@ -4,7 +4,6 @@
 package arm
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -344,7 +342,7 @@ func decode(r *http.Request, v any) error {
 	if err != nil || len(body) > maxBody {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized.")
 	}
-	if !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0 || bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+	if !directory.StorableJSON(body) {
 		return badRequest("InvalidRequestContent", "The request content was invalid and could not be deserialized: it must be UTF-8 text without NUL characters.")
 	}
 	if err := json.Unmarshal(body, v); err != nil {

@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 )
 
 // maxBody bounds request bodies.
@@ -24,9 +25,7 @@ func decode(r *http.Request, v any) error {
 	if len(body) > maxBody {
 		return newError(http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
 	}
-	// Invalid UTF-8 would be stored as U+FFFD and NUL breaks the clients
-	// and tools that read the directory back: both are refused.
-	if !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0 || bytes.Contains(bytes.ToLower(body), []byte(`\u0000`)) {
+	if !directory.StorableJSON(body) {
 		return badRequest("Request_BadRequest", "The request body must be UTF-8 text without NUL characters.")
 	}
 	invalid := badRequest("BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")

@@ -20,6 +20,7 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/oidc/keysource"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/config"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/httpserve"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/statelock"
@@ -48,10 +49,10 @@ type Server struct {
 	// retries them.
 	startErr error
 	metrics  *metrics.Metrics
-	oidc     Listener
-	entra    Listener
-	health   Listener
-	metricsL Listener
+	oidc     httpserve.Listener
+	entra    httpserve.Listener
+	health   httpserve.Listener
+	metricsL httpserve.Listener
 	opts     options
 }
 
@@ -278,7 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.files != nil {
 		go s.files.Run(ctx)
 	}
-	listeners := []Listener{s.oidc, s.health}
+	listeners := []httpserve.Listener{s.oidc, s.health}
 	if s.metricsL.Net != nil {
 		listeners = append(listeners, s.metricsL)
 	}
@@ -296,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.logger.Info("listening", "listener", l.Name, "addr", l.Net.Addr().String(), "scheme", scheme)
 	}
-	return serve(ctx, s.logger, listeners...)
+	return httpserve.Serve(ctx, s.logger, listeners...)
 }
 
 func (s *Server) close() {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/httpserve"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/metrics"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/servingtls"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/strictyaml"
@@ -165,33 +166,20 @@ func Serve(ctx context.Context, c Config, logger *slog.Logger) error {
 	plain := http.NewServeMux()
 	plain.Handle("GET /metrics", m.Handler())
 	plain.Handle("/", health.Handler(certReady))
-	servers := []*http.Server{
-		{Addr: c.ListenAddr, Handler: mux, TLSConfig: tlsConfig, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second},
-		{Addr: c.HealthAddr, Handler: plain, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+	// Both addresses are bound before either serves, so that a taken one
+	// leaves nothing running.
+	admission, err := net.Listen("tcp", c.ListenAddr)
+	if err != nil {
+		return err
 	}
-	errs := make(chan error, len(servers))
-	for i, srv := range servers {
-		ln, err := net.Listen("tcp", srv.Addr)
-		if err != nil {
-			return err
-		}
-		logger.Info("listening", "addr", ln.Addr().String(), "tls", i == 0)
-		go func() {
-			if i == 0 {
-				errs <- srv.ServeTLS(ln, "", "")
-			} else {
-				errs <- srv.Serve(ln)
-			}
-		}()
+	healthLn, err := net.Listen("tcp", c.HealthAddr)
+	if err != nil {
+		admission.Close()
+		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err = <-errs:
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		_ = srv.Shutdown(shutdown)
-	}
-	return err
+	logger.Info("listening", "addr", admission.Addr().String(), "tls", true)
+	logger.Info("listening", "addr", healthLn.Addr().String(), "tls", false)
+	return httpserve.Serve(ctx, logger,
+		httpserve.Listener{Name: "webhook", Net: admission, Handler: mux, TLS: tlsConfig},
+		httpserve.Listener{Name: "health", Net: healthLn, Handler: plain})
 }

@@ -1,5 +1,8 @@
-// Package gateway assembles the gateway's parts into running listeners.
-package gateway
+// Package httpserve serves HTTP listeners with the bounds every listener of
+// the project shares — header size, timeouts (shorter on a public
+// listener), connections in all and per address — and shuts them down
+// gracefully: the gateway's, the webhook's and the token sidecar's.
+package httpserve
 
 import (
 	"context"
@@ -55,13 +58,14 @@ func newServer(h http.Handler, tlsConfig *tls.Config, public bool, logger *slog.
 // before it closes the connections still open.
 const shutdownGrace = 10 * time.Second
 
-// serve serves every listener until ctx ends, then shuts them down
-// gracefully within shutdownGrace.
-func serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) error {
+// Serve serves every listener until ctx ends, then shuts them down
+// gracefully within shutdownGrace. It returns the first listener's failure,
+// or nil.
+func Serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) error {
 	return serveWithin(ctx, logger, shutdownGrace, listeners...)
 }
 
-// serveWithin is serve with the shutdown's bound given. A shutdown stops
+// serveWithin is Serve with the shutdown's bound given. A shutdown stops
 // accepting, logs what it waits for, waits up to grace for the requests in
 // flight and then closes whatever is left, logging which it was.
 func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, listeners ...Listener) error {

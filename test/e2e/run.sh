@@ -76,6 +76,16 @@ GATEWAY_IDENTITY_ENDPOINT=$(. "$work/sidecar/env" && echo "$IDENTITY_ENDPOINT")
 GATEWAY_IDENTITY_HEADER=$(. "$work/sidecar/env" && echo "$IDENTITY_HEADER")
 export GATEWAY_IDENTITY_ENDPOINT GATEWAY_IDENTITY_HEADER
 
+# stop_on_failure ends the run with the last suite's status, after the
+# gateway's log, when that suite failed.
+stop_on_failure() {
+	if [ "$status" -ne 0 ]; then
+		echo "== gateway log" >&2
+		tail -n 50 "$work/gateway.log" >&2
+		exit "$status"
+	fi
+}
+
 echo "== node clients: @azure/identity, @azure/msal-node and @microsoft/microsoft-graph-client"
 status=0
 (
@@ -84,11 +94,7 @@ status=0
 	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
 	cd test/node && node --test --test-concurrency=1 clients.test.mjs graph.test.mjs identity.test.mjs
 ) || status=$?
-if [ "$status" -ne 0 ]; then
-	echo "== gateway log" >&2
-	tail -n 50 "$work/gateway.log" >&2
-	exit "$status"
-fi
+stop_on_failure
 
 echo "== python clients: Debian's azure-identity and MSAL"
 test/python/install.sh
@@ -98,11 +104,7 @@ test/python/install.sh
 	# Debian's interpreter: the one that sees Debian's packages.
 	cd test/python && /usr/bin/python3 -W ignore::ResourceWarning -m unittest -v clients_test
 ) || status=$?
-if [ "$status" -ne 0 ]; then
-	echo "== gateway log" >&2
-	tail -n 50 "$work/gateway.log" >&2
-	exit "$status"
-fi
+stop_on_failure
 
 echo "== az: Debian's azure-cli against the gateway and the managed-identity endpoint"
 (
@@ -110,11 +112,7 @@ echo "== az: Debian's azure-cli against the gateway and the managed-identity end
 	export AZURE_FEDERATED_TOKEN_FILE=$work/sidecar/token
 	test/az/az_test.sh
 ) || status=$?
-if [ "$status" -ne 0 ]; then
-	echo "== gateway log" >&2
-	tail -n 50 "$work/gateway.log" >&2
-	exit "$status"
-fi
+stop_on_failure
 
 echo "== Entra's own host names: clients with their defaults, in a namespace of their own"
 test/hostnames/run.sh "$bin"

@@ -48,7 +48,11 @@ func NewKube(path string) (*Kube, error) {
 }
 
 // errNotFound is a 404 from the API server.
-var errNotFound = fmt.Errorf("not found")
+var errNotFound = errors.New("not found")
+
+// maxAnswer bounds what the webhook reads of one answer: a ServiceAccount
+// or its own MutatingWebhookConfiguration is a few KiB.
+const maxAnswer = 4 << 20
 
 // do sends one request and decodes a 2xx answer into out.
 func (k *Kube) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
@@ -65,9 +69,12 @@ func (k *Kube) do(ctx context.Context, method, path, contentType string, body []
 		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return err
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("kubernetes API: %s %s answered more than %d bytes", method, path, maxAnswer)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:

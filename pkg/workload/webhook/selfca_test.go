@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,5 +273,22 @@ func TestMergeBundleIsBounded(t *testing.T) {
 	}
 	if again := mergeBundle(bundle, newest, now); string(again) != string(bundle) {
 		t.Error("merging a CA already there changed the bundle")
+	}
+}
+
+// TestKubeRefusesAnOversizedAnswer: an answer past maxAnswer is an error
+// that says so, not a truncated document that fails to decode.
+func TestKubeRefusesAnOversizedAnswer(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"metadata":{"name":"default","annotations":{"a":"`))
+		_, _ = w.Write(bytes.Repeat([]byte("x"), maxAnswer))
+		_, _ = w.Write([]byte(`"}}}`))
+	}))
+	defer srv.Close()
+	k := &Kube{host: srv.URL, client: srv.Client()}
+	_, err := k.ServiceAccount(context.Background(), "ns", "default")
+	if err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("got %v, want an answer-too-large error", err)
 	}
 }

@@ -113,7 +113,7 @@ func (c checkFlags) printJSON(w io.Writer, v any) {
 
 func checkIssuer(args []string, stdout, stderr io.Writer) int {
 	c := newCheckFlags("issuer", stderr)
-	timeout := c.fs.Duration("timeout", check.DefaultTimeout, "how long each fetch may take")
+	timeout := c.fs.Duration("timeout", issuermeta.DefaultTimeout, "how long each fetch may take")
 	pos, status := c.parse(args)
 	if status != 0 {
 		return status

@@ -54,12 +54,6 @@ type IssuerOptions struct {
 	MaxBytes int64
 }
 
-// Default bounds, the token endpoint's: Entra publishes none of its own.
-const (
-	DefaultTimeout  = 5 * time.Second
-	DefaultMaxBytes = 1 << 20
-)
-
 // IssuerReport is the verdict on an issuer.
 type IssuerReport struct {
 	Issuer   string               `json:"issuer"`
@@ -82,10 +76,10 @@ func (r *IssuerReport) add(p issuermeta.Problem) {
 // the system's roots) and returns every finding.
 func Issuer(ctx context.Context, issuer string, opts IssuerOptions) IssuerReport {
 	if opts.Timeout == 0 {
-		opts.Timeout = DefaultTimeout
+		opts.Timeout = issuermeta.DefaultTimeout
 	}
 	if opts.MaxBytes == 0 {
-		opts.MaxBytes = DefaultMaxBytes
+		opts.MaxBytes = issuermeta.DefaultMaxBytes
 	}
 	r := IssuerReport{Issuer: issuer}
 	for _, p := range issuermeta.IssuerURLProblems(issuer) {

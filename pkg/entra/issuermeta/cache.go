@@ -141,10 +141,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // metadata, for metrics.
 func WithFetchObserver(observe func(ok bool)) Option { return func(o *options) { o.observe = observe } }
 
+// DefaultTimeout and DefaultMaxBytes bound each fetch of an issuer's
+// document unless WithTimeout and WithMaxBytes say otherwise: the token
+// endpoint's bounds (Entra publishes none of its own).
+const (
+	DefaultTimeout  = 5 * time.Second
+	DefaultMaxBytes = 1 << 20
+)
+
 // New returns an empty cache.
 func New(opts ...Option) *Cache {
-	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: 5 * time.Second, failureTTL: 30 * time.Second,
-		maxBytes: 1 << 20, now: time.Now, logger: slog.New(slog.DiscardHandler), observe: func(bool) {}}
+	o := options{ttl: 10 * time.Minute, grace: time.Hour, minRefresh: 10 * time.Second, timeout: DefaultTimeout, failureTTL: 30 * time.Second,
+		maxBytes: DefaultMaxBytes, now: time.Now, logger: slog.New(slog.DiscardHandler), observe: func(bool) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -17,10 +17,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/check"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/issuermeta"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/mgmt/apiclient"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
 
 const checkUsage = `Usage: spiffe-entra-gateway check <command> [flags]
@@ -183,10 +185,10 @@ func checkAssertion(args []string, stdout, stderr io.Writer) int {
 	fs := c.fs
 	jwtFile := fs.String("jwt", "", "file holding the JWT, or - for standard input (default: a JWT-SVID from the Workload API)")
 	socket := fs.String("socket", os.Getenv(workloadapi.SocketEnv), "Workload API address (default $SPIFFE_ENDPOINT_SOCKET)")
-	audience := fs.String("audience", "api://AzureADTokenExchange", "audience of the JWT-SVID fetched from the Workload API")
+	audience := fs.String("audience", tokenfile.DefaultAudience, "audience of the JWT-SVID fetched from the Workload API")
 	issuer := fs.String("issuer", "", "federated credential: issuer")
 	subject := fs.String("subject", "", "federated credential: subject")
-	ficAudience := fs.String("fic-audience", "api://AzureADTokenExchange", "federated credential: audience")
+	ficAudience := fs.String("fic-audience", directory.TokenExchangeAudience, "federated credential: audience")
 	tenant := fs.String("tenant", os.Getenv("AZURE_TENANT_ID"), "the application's tenant, to read its credentials from the gateway's directory (default $AZURE_TENANT_ID)")
 	clientID := fs.String("client-id", "", "the application (client) id whose credentials the gateway's directory holds")
 	endpoint := fs.String("endpoint", os.Getenv("AZURE_AUTHORITY_HOST"), "the gateway's Entra endpoint (default $AZURE_AUTHORITY_HOST)")

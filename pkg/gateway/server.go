@@ -99,7 +99,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			return nil, err
 		}
 		tlsConfig = s.files.Config()
-		if err := checkEntraHostNames(cfg, logger); err != nil {
+		cert, _ := tlsConfig.GetCertificate(nil) // the pair NewFiles loaded
+		if err := checkEntraHostNames(cert.Leaf, cfg, logger); err != nil {
 			return nil, err
 		}
 	case "spiffe":

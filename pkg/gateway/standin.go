@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -16,20 +16,17 @@ import (
 // and the SDKs call by default.
 var EntraHostNames = []string{"login.microsoftonline.com", "login.windows.net", "sts.windows.net", "management.azure.com", "graph.microsoft.com"}
 
-// checkEntraHostNames refuses a serving certificate that names one of
+// checkEntraHostNames refuses a serving certificate (leaf, as servingtls
+// loaded it) that names one of
 // Microsoft's hosts unless the configuration says, with
 // entra.stand_in_for_entra, that the gateway is to answer as them; then it
 // says so loudly. Clients that resolve those names to the gateway and trust
 // its certificate hand it their credentials for Entra: a choice for a
 // development machine or a CI runner, never one to make by accident.
-func checkEntraHostNames(cfg config.Config, logger *slog.Logger) error {
-	pair, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-	if err != nil || pair.Leaf == nil {
-		return nil // servingtls has refused a bad pair already
-	}
+func checkEntraHostNames(leaf *x509.Certificate, cfg config.Config, logger *slog.Logger) error {
 	var named []string
 	for _, n := range EntraHostNames {
-		if pair.Leaf.VerifyHostname(n) == nil {
+		if leaf.VerifyHostname(n) == nil {
 			named = append(named, n)
 		}
 	}

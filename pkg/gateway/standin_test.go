@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -37,7 +39,11 @@ func TestCheckEntraHostNames(t *testing.T) {
 			cfg.TLS.CertFile, cfg.TLS.KeyFile = tc.paths.Cert, tc.paths.Key
 			cfg.Entra.StandInForEntra = tc.standIn
 			var log bytes.Buffer
-			err := checkEntraHostNames(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+			pair, err := tls.LoadX509KeyPair(tc.paths.Cert, tc.paths.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkEntraHostNames(pair.Leaf, cfg, slog.New(slog.NewTextHandler(&log, nil)))
 			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("error %v, want %q", err, tc.wantErr)
 			}
@@ -45,5 +51,20 @@ func TestCheckEntraHostNames(t *testing.T) {
 				t.Errorf("warning logged: %v, want %v: %s", got, tc.wantWarn, log.String())
 			}
 		})
+	}
+}
+
+// TestNewChecksTheLoadedCertificate: New checks the certificate servingtls
+// loaded, before anything else starts.
+func TestNewChecksTheLoadedCertificate(t *testing.T) {
+	entra, _, err := devcert.Ensure(filepath.Join(t.TempDir(), "entra"), time.Now(), "sts.windows.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = entra.Cert, entra.Key
+	_, err = New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "names sts.windows.net, Microsoft's own hosts") {
+		t.Fatalf("New: %v, want the stand-in refusal", err)
 	}
 }

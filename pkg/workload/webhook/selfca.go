@@ -47,8 +47,7 @@ type SelfCA struct {
 	pending *issued // issued, not yet in the bundle (Run's goroutine only)
 
 	mu      sync.Mutex
-	current *issued
-	ready   bool
+	current *issued // served, its CA in the bundle; nil until the first pass
 }
 
 // issued is one CA and the serving certificate it signed.
@@ -80,7 +79,7 @@ func (s *SelfCA) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) 
 func (s *SelfCA) Ready() (bool, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ready {
+	if s.current == nil {
 		return false, "the CA is not in the caBundle of " + s.config + " yet"
 	}
 	return true, "serving certificate valid until " + s.current.until.UTC().Format(time.RFC3339)
@@ -141,7 +140,7 @@ func (s *SelfCA) pass(ctx context.Context) error {
 		s.logger.Info("webhook certificate issued", "config", s.config, "until", next.until.UTC().Format(time.RFC3339))
 	}
 	s.mu.Lock()
-	s.current, s.ready = next, true
+	s.current = next
 	s.mu.Unlock()
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/health"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/httpserve"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/identityendpoint"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/workload/tokenfile"
 )
@@ -148,9 +149,12 @@ func (w *writeFlags) run(socket string, audiences []string, tenant, clientID str
 			}
 			return true, nil
 		}}
-		srv := &http.Server{Handler: health.Handler(check), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }() // ErrServerClosed at shutdown; a broken listener shows as a failing probe
-		defer srv.Close()
+		// It listens on the pod's network (the kubelet probes it there):
+		// served with the bounds of every listener of the project, until the
+		// signal ends ctx. A broken listener shows as a failing probe.
+		go func() {
+			_ = httpserve.Serve(ctx, logger, httpserve.Listener{Name: "health", Net: ln, Handler: health.Handler(check)})
+		}()
 		logger.Info("health endpoint", "addr", ln.Addr().String())
 	}
 	if writer == nil {

@@ -194,4 +194,15 @@ func TestTokenWriteSidecarNotReadySaysWhy(t *testing.T) {
 	if code, body := get(t, base+"/livez"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/livez: %d %q", code, body)
 	}
+	// The listener has the project's bounds: a 64 KiB header limit among them.
+	req, _ := http.NewRequest("GET", base+"/livez", nil)
+	req.Header.Set("X-Large", strings.Repeat("a", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 100 KiB header: %d, want 431", resp.StatusCode)
+	}
 }

@@ -1,7 +1,9 @@
 // Package httpserve serves HTTP listeners with the bounds every listener of
 // the project shares — header size, timeouts (shorter on a public
 // listener), connections in all and per address — and shuts them down
-// gracefully: the gateway's, the webhook's and the token sidecar's.
+// gracefully: the gateway's, the webhook's and the token sidecar's health
+// listener (its loopback managed-identity endpoint keeps a longer write
+// timeout than these bounds allow: an exchange may take a minute).
 package httpserve
 
 import (

@@ -24,7 +24,7 @@ const (
 // failureCounter counts failures per key (a user, a client, a client from
 // one address) in a window starting at the first; at limit failures the
 // key is blocked until the window ends. Memory is bounded: past
-// maxFailureKeys, ended windows are dropped and then arbitrary ones.
+// maxFailureKeys, ended windows are dropped, then unblocked keys.
 type failureCounter struct {
 	mu      sync.Mutex
 	limit   int
@@ -67,17 +67,25 @@ func (c *failureCounter) failed(key string, now time.Time) {
 	e.n++
 }
 
+// prune makes room for a quarter of the table at once, so that a flood of
+// new keys pays one scan per quarter, not one per request. Ended windows go
+// first, then keys below the limit, so that a flood cannot lift a block.
 func (c *failureCounter) prune(now time.Time) {
+	target := maxFailureKeys * 3 / 4
 	for k, e := range c.entries {
 		if now.Sub(e.start) >= c.window {
 			delete(c.entries, k)
 		}
 	}
-	for k := range c.entries {
-		if len(c.entries) < maxFailureKeys {
-			break
+	for _, keepBlocked := range []bool{true, false} {
+		for k, e := range c.entries {
+			if len(c.entries) <= target {
+				return
+			}
+			if !keepBlocked || e.n < c.limit {
+				delete(c.entries, k)
+			}
 		}
-		delete(c.entries, k)
 	}
 }
 

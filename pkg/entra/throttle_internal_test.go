@@ -3,6 +3,7 @@ package entra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,10 +49,25 @@ func TestFailureCounterWindowAndBound(t *testing.T) {
 	if c.blocked("k", now.Add(time.Minute)) != 0 {
 		t.Fatal("still blocked after the window")
 	}
-	for i := range maxFailureKeys + 10 {
-		c.failed(string(rune(i)), now.Add(2*time.Minute))
+	later := now.Add(2 * time.Minute)
+	for range 3 {
+		c.failed("victim", later)
+	}
+	for i := range 2*maxFailureKeys + 10 {
+		c.failed(string(rune(i)), later)
 	}
 	if len(c.entries) > maxFailureKeys {
 		t.Fatalf("%d keys kept, bound %d", len(c.entries), maxFailureKeys)
+	}
+	if c.blocked("victim", later) == 0 {
+		t.Fatal("a flood of new keys lifted a block")
+	}
+	// Full, one more key makes room for a quarter: the next ones need no scan.
+	for len(c.entries) < maxFailureKeys {
+		c.failed(fmt.Sprint("fill", len(c.entries)), later)
+	}
+	c.failed("one more", later)
+	if len(c.entries) > maxFailureKeys*3/4+1 {
+		t.Fatalf("%d keys after pruning a full table, want at most %d", len(c.entries), maxFailureKeys*3/4+1)
 	}
 }

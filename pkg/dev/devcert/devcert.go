@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/atomicfile"
 	"math/big"
 	"net"
 	"os"
@@ -143,16 +144,11 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writePEM(path, "PRIVATE KEY", der, 0o600)
 }
 
-// writePEM writes through a temporary file and a rename so a crash never
-// leaves half a certificate behind.
+// writePEM writes through atomicfile so a crash never leaves half a
+// certificate behind.
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("devcert: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("devcert: write %s: %w", path, err)
+	if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+		return fmt.Errorf("devcert: %w", err)
 	}
 	return nil
 }

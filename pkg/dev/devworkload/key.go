@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -40,11 +41,10 @@ func loadOrCreateKey(dir string) (*signingKey, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("devworkload: key directory: %w", err)
 		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, fmt.Errorf("devworkload: write key: %w", err)
+		if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, fmt.Errorf("devworkload: key: %w", err)
 		}
-		return k, os.Rename(tmp, path)
+		return k, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("devworkload: read key: %w", err)

@@ -12,9 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/atomicfile"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +137,7 @@ func (w *Writer) refresh(ctx context.Context) (time.Time, error) {
 		return current, fmt.Errorf("fetch JWT-SVID for audience %v: %w", w.opts.audiences, err)
 	}
 	if svid.Expiry.After(current) {
-		if err := writeAtomic(w.path, []byte(svid.Marshal()), w.opts.mode); err != nil {
+		if err := atomicfile.Write(w.path, []byte(svid.Marshal()), w.opts.mode); err != nil {
 			return current, err
 		}
 		w.mu.Lock()
@@ -189,43 +189,6 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// writeAtomic replaces path with data so that a reader sees the old or the
-// new token, never a part: a temporary file in the same directory, fsync,
-// rename, then fsync of the directory so the rename survives a crash.
-func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	if err = f.Chmod(mode); err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("token file %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // WriteEnv writes a file a POSIX shell can source: the comment, then one
 // export line per variable with a value, written atomically with mode.
 func WriteEnv(path, comment string, vars [][2]string, mode os.FileMode) error {
@@ -238,7 +201,7 @@ func WriteEnv(path, comment string, vars [][2]string, mode os.FileMode) error {
 			b.WriteString("export " + kv[0] + "=" + shellQuote(kv[1]) + "\n")
 		}
 	}
-	return writeAtomic(path, []byte(b.String()), mode)
+	return atomicfile.Write(path, []byte(b.String()), mode)
 }
 
 // shellQuote quotes s for POSIX shells.

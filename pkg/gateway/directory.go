@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/filemode"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 	// The gateway's own data directory is its owner's alone; a directory
 	// named elsewhere (such as /tmp) is not the gateway's to change.
 	if filepath.Clean(filepath.Dir(path)) == filepath.Clean(s.cfg.DataDir) {
-		if err := sqlstore.TightenMode(s.cfg.DataDir, 0o700, s.logger); err != nil {
+		if err := filemode.Tighten(s.cfg.DataDir, 0o700, s.logger); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/platform/filemode"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -38,32 +39,9 @@ func privateFile(path string) error {
 // database's mode, so they are checked again once they exist.
 func tighten(path string, logger *slog.Logger) error {
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := TightenMode(p, 0o600, logger); err != nil {
+		if err := filemode.Tighten(p, 0o600, logger); err != nil {
 			return fmt.Errorf("sqlite %s: %w", path, err)
 		}
-	}
-	return nil
-}
-
-// TightenMode removes from path's mode every permission beyond want (0600
-// for files, 0700 for directories), logging what it changed; a missing path
-// is left alone.
-func TightenMode(path string, want fs.FileMode, logger *slog.Logger) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Perm()&^want == 0 {
-		return nil
-	}
-	if err := os.Chmod(path, fi.Mode().Perm()&want); err != nil {
-		return fmt.Errorf("%s is readable by others (%v) and cannot be tightened: %w; run chmod %o %s", path, fi.Mode().Perm(), err, want, path)
-	}
-	if logger != nil {
-		logger.Warn("tightened the permissions of gateway state readable by others", "path", path, "was", fi.Mode().Perm().String(), "now", (fi.Mode().Perm() & want).String())
 	}
 	return nil
 }

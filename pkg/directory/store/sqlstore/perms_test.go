@@ -58,12 +58,4 @@ func TestStateIsPrivate(t *testing.T) {
 	if m := mode(loose); m != 0o600 || !strings.Contains(logs.String(), "tightened") || !strings.Contains(logs.String(), loose) {
 		t.Errorf("a database readable by others: %v, log:\n%s", m, logs.String())
 	}
-
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlstore.TightenMode(data, 0o700, nil); err != nil || mode(data) != 0o700 {
-		t.Errorf("a data directory readable by others: %v %v", mode(data), err)
-	}
 }

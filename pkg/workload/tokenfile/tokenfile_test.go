@@ -138,17 +138,25 @@ func TestRefreshSelectsTheSPIFFEID(t *testing.T) {
 	}
 }
 
-// TestRunRefreshesAheadOfExpiry watches the file while Run keeps it: every
-// token a reader finds has close to the minimum remainder left or more.
-func TestRunRefreshesAheadOfExpiry(t *testing.T) {
+// runWriter keeps a token file from a development Workload API issuing
+// SVIDs that live ttl, refreshed 2 s ahead, until the test ends.
+func runWriter(t *testing.T, ttl time.Duration) (string, *tokenfile.Writer, *workloadapitest.API) {
+	t.Helper()
 	dir := t.TempDir()
-	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(4*time.Second))
+	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(ttl))
 	path := filepath.Join(dir, "token")
 	w := tokenfile.New(path, api.Client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return path, w, api
+}
+
+// TestRunRefreshesAheadOfExpiry watches the file while Run keeps it: every
+// token a reader finds has close to the minimum remainder left or more.
+func TestRunRefreshesAheadOfExpiry(t *testing.T) {
+	path, _, _ := runWriter(t, 4*time.Second)
 
 	seen := map[string]bool{}
 	for deadline := time.Now().Add(7 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -175,14 +183,7 @@ func TestRunRefreshesAheadOfExpiry(t *testing.T) {
 }
 
 func TestRunSurvivesAWorkloadAPIRestart(t *testing.T) {
-	dir := t.TempDir()
-	api := workloadapitest.Start(t, dir, devworkload.WithSPIFFEID(workloadID), devworkload.WithSVIDTTL(3*time.Second))
-	path := filepath.Join(dir, "token")
-	w := tokenfile.New(path, api.Client(), tokenfile.WithMinRemaining(2*time.Second), tokenfile.WithRetry(50*time.Millisecond, 200*time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	path, w, api := runWriter(t, 3*time.Second)
 
 	waitFor(t, 5*time.Second, func() bool { return w.Ready() == nil }, "the first token")
 	api.Server.Stop()

@@ -64,7 +64,9 @@ func serveSigning() int {
 // issuer) and a signing-only server process under the same client, in
 // turn, with the client secret and a JWT-SVID assertion, at 1, 16 and 64
 // connections, and reports each server's CPU time per request. The gateway
-// is $GATEWAY_BIN, or built from this tree.
+// is $GATEWAY_BIN, or built from this tree. Where built, the entra-emulator
+// peer ($GATEWAY_TEST_ENTRA_EMULATOR_BIN) takes its turn too, doing the same
+// two exchanges against the same issuer.
 func BenchmarkTokenProcesses(b *testing.B) {
 	dir := b.TempDir()
 	bin := os.Getenv("GATEWAY_BIN")
@@ -78,7 +80,7 @@ func BenchmarkTokenProcesses(b *testing.B) {
 	_, gw := procbench.StartPrinting(b, dir, "Azure SDK clients must disable", bin,
 		nil, "serve", "--dev", "--profiling", "--data-dir", data, "--entra-addr", "127.0.0.1:0", "--oidc-addr", "127.0.0.1:0", "--log-level", "warn")
 	info := map[string]string{}
-	for _, name := range []string{"Entra endpoint (authority host)", "Tenant id", "Client id", "Scope", "CA to trust", "Federated token file", "Health (/livez, /readyz)"} {
+	for _, name := range []string{"Entra endpoint (authority host)", "OIDC issuer", "Tenant id", "Client id", "Scope", "CA to trust", "Federated token file", "Health (/livez, /readyz)"} {
 		m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(name) + `\s+(\S+)$`).FindStringSubmatch(gw.Log())
 		if m == nil {
 			b.Fatalf("serve --dev did not print %q:\n%s", name, gw.Log())
@@ -102,27 +104,40 @@ func BenchmarkTokenProcesses(b *testing.B) {
 		[]string{signingEnv + "=1", "SIGNING_CERT=" + filepath.Join(data, "tls", devcert.CertFile), "SIGNING_KEY=" + filepath.Join(data, "tls", devcert.KeyFile)})
 	_, port, _ := net.SplitHostPort(signingAddr)
 
-	servers := []struct {
+	// The gateway and the signing-only process take the development
+	// client's requests; a peer, its own client's.
+	devForm := func(grant string) url.Values {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {info["Client id"]}, "scope": {info["Scope"]}}
+		if grant == "secret" {
+			form.Set("client_secret", read(filepath.Join(data, "dev-client-secret")))
+		} else {
+			form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+			form.Set("client_assertion", read(info["Federated token file"]))
+		}
+		return form
+	}
+	type server struct {
 		name, url string
 		proc      *spire.Process
-	}{
-		{"gateway", info["Entra endpoint (authority host)"] + "/" + info["Tenant id"] + "/oauth2/v2.0/token", gw},
-		{"signing-only", "https://localhost:" + port + "/token", signing},
+		form      func(grant string) url.Values
+	}
+	servers := []server{
+		{"gateway", info["Entra endpoint (authority host)"] + "/" + info["Tenant id"] + "/oauth2/v2.0/token", gw, devForm},
+		{"signing-only", "https://localhost:" + port + "/token", signing, devForm},
+	}
+	if peer := startEntraEmulator(b, dir, filepath.Join(data, "tls", devcert.CertFile), filepath.Join(data, "tls", devcert.KeyFile),
+		info["CA to trust"], info["OIDC issuer"], read(info["Federated token file"]), tlsConfig); peer != nil {
+		servers = append(servers, server{"entra-emulator", peer.tokenURL, peer.proc, func(grant string) url.Values {
+			// The file holds a current JWT-SVID: the development gateway
+			// renews it.
+			return peer.form(grant, read(info["Federated token file"]))
+		}})
 	}
 	for _, grant := range []string{"secret", "federated"} {
 		for _, n := range []int{1, 16, 64} {
 			for _, srv := range servers {
 				b.Run(fmt.Sprintf("%s/conns=%d/server=%s", grant, n, srv.name), func(b *testing.B) {
-					form := url.Values{"grant_type": {"client_credentials"}, "client_id": {info["Client id"]}, "scope": {info["Scope"]}}
-					if grant == "secret" {
-						form.Set("client_secret", read(filepath.Join(data, "dev-client-secret")))
-					} else {
-						// The file holds a current JWT-SVID: the development
-						// gateway renews it.
-						form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-						form.Set("client_assertion", read(info["Federated token file"]))
-					}
-					loadTest(b, tlsConfig, n, srv.url, form.Encode(), srv.proc)
+					loadTest(b, tlsConfig, n, srv.url, srv.form(grant).Encode(), srv.proc)
 				})
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t is defined as a SHA-1 thumbprint.
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -75,7 +76,17 @@ type key struct {
 	store.SigningKey
 	private *rsa.PrivateKey
 	cert    *x509.Certificate
-	signers map[bool]jose.Signer // by "with x5t header"
+	headers [2]string // the JWS header, base64url-encoded, without and with x5t
+}
+
+// header is a token's JWS header, in the order its members have always been
+// written (alphabetical, as go-jose wrote them when it signed here): tokens'
+// bytes do not change with the way they are made.
+type header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+	X5T string `json:"x5t,omitempty"`
 }
 
 // New returns a signer over the keys in s. It holds no key until Refresh
@@ -243,17 +254,13 @@ func parse(k store.SigningKey) (key, error) {
 	if err != nil {
 		return key{}, fmt.Errorf("signer: key %s certificate: %w", k.ID, err)
 	}
-	out := key{SigningKey: k, private: priv, cert: cert, signers: map[bool]jose.Signer{}}
-	for _, withX5T := range []bool{false, true} {
-		o := (&jose.SignerOptions{}).WithType("JWT")
-		if withX5T {
-			o = o.WithHeader("x5t", k.ID) // kid is the x5t thumbprint
-		}
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: k.ID}}, o)
+	out := key{SigningKey: k, private: priv, cert: cert}
+	for i, h := range []header{{Alg: "RS256", Kid: k.ID, Typ: "JWT"}, {Alg: "RS256", Kid: k.ID, Typ: "JWT", X5T: k.ID}} { // kid is the x5t thumbprint
+		js, err := json.Marshal(h)
 		if err != nil {
-			return key{}, fmt.Errorf("signer: key %s: %w", k.ID, err)
+			return key{}, fmt.Errorf("signer: key %s header: %w", k.ID, err)
 		}
-		out.signers[withX5T] = s
+		out.headers[i] = base64.RawURLEncoding.EncodeToString(js)
 	}
 	return out, nil
 }
@@ -266,23 +273,35 @@ var ErrNoKey = errors.New("signer: no current signing key")
 func (sg *Signer) Sign(payload []byte, withX5T bool) (string, error) {
 	now := sg.opts.now()
 	sg.mu.RLock()
-	var signer jose.Signer
+	var cur *key
 	for i := len(sg.keys) - 1; i >= 0; i-- {
-		k := sg.keys[i]
-		if !now.Before(k.NotBefore) && now.Before(k.NotAfter) {
-			signer = k.signers[withX5T]
+		if k := &sg.keys[i]; !now.Before(k.NotBefore) && now.Before(k.NotAfter) {
+			cur = k
 			break
 		}
 	}
 	sg.mu.RUnlock()
-	if signer == nil {
+	if cur == nil {
 		return "", ErrNoKey
 	}
-	jws, err := signer.Sign(payload)
+	h := cur.headers[0]
+	if withX5T {
+		h = cur.headers[1]
+	}
+	// The compact JWS, header.payload.signature, in one buffer: the
+	// signature is over header.payload, RS256 (RSASSA-PKCS1-v1_5, SHA-256).
+	enc := base64.RawURLEncoding
+	tok := make([]byte, 0, len(h)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(cur.private.Size()))
+	tok = append(tok, h...)
+	tok = append(tok, '.')
+	tok = enc.AppendEncode(tok, payload)
+	digest := sha256.Sum256(tok)
+	sig, err := rsa.SignPKCS1v15(nil, cur.private, crypto.SHA256, digest[:])
 	if err != nil {
 		return "", fmt.Errorf("signer: sign: %w", err)
 	}
-	return jws.CompactSerialize()
+	tok = append(tok, '.')
+	return string(enc.AppendEncode(tok, sig)), nil
 }
 
 // PublicKeysJSON returns the published key set, {"keys": [...]}, as Entra

@@ -24,7 +24,7 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	s, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +56,12 @@ func signedBy(t *testing.T, sg *signer.Signer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kidOf(t, tok)
+}
+
+// kidOf returns the kid of a signed token.
+func kidOf(t testing.TB, tok string) string {
+	t.Helper()
 	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,8 @@ import (
 // anywhere in err's chain) is written as Entra writes it; anything else is
 // a failure of the store or the signer, logged with its cause and answered
 // with Entra's 503, which the SDKs retry. Request secrets are never logged.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// It returns the AADSTS code written, which the token endpoint counts.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var e *aadsts.Error
 	if errors.As(err, &e) {
 		s.opts.logger.Info("token request refused", "path", r.URL.Path, "code", e.Code, "error", e.OAuth)
@@ -21,10 +22,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = aadsts.New(aadsts.ServiceUnavailable, "A transient error has occurred. Please try again.")
 		e.RetryAfter = 5 * time.Second
 	}
-	if g, ok := r.Context().Value(grantKey{}).(*string); ok {
-		s.opts.metrics.TokenRefused(*g, e.Code)
-	}
 	aadsts.Write(w, r, e, s.opts.now())
+	return e.Code
 }
 
 // missing is Entra's refusal of a request without parameter name.

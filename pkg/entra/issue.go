@@ -1,10 +1,12 @@
 package entra
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -59,20 +61,22 @@ type grant struct {
 // issue signs the access token for g and returns the response body. The
 // token's version follows the resource's accessTokenAcceptedVersion, not
 // the endpoint.
-func (s *Server) issue(req tokenRequest, g grant) ([]byte, error) {
+func (s *Server) issue(ctx context.Context, req tokenRequest, g grant) ([]byte, error) {
 	auth, res, requested := g.auth, g.resource, g.requested
 	now := s.opts.now().UTC().Truncate(time.Second)
 	iat := now.Add(-backdate)
 	exp := now.Add(s.opts.tokenLifetime)
+	aio, rh, uti := opaqueClaims()
 	at := accessToken{
-		Iat: iat.Unix(), Nbf: iat.Unix(), Exp: exp.Unix(), Aio: opaque(48),
-		OID: auth.client.PrincipalID, RH: "0." + opaque(48) + ".", Roles: g.roles,
-		Sub: auth.client.PrincipalID, TID: req.tenant.ID, UTI: opaque(16),
+		Iat: iat.Unix(), Nbf: iat.Unix(), Exp: exp.Unix(), Aio: aio,
+		OID: auth.client.PrincipalID, RH: rh, Roles: g.roles,
+		Sub: auth.client.PrincipalID, TID: req.tenant.ID, UTI: uti,
 	}
 	v1 := res.App.AccessTokenAcceptedVersion != 2
 	if v1 {
-		at.Aud, at.Iss, at.Ver = requested, v1Issuer(req.tenant.ID), "1.0"
-		at.AppID, at.AppIDACR, at.IdP, at.IdTyp = auth.client.AppID, auth.acr, v1Issuer(req.tenant.ID), "app"
+		iss := v1Issuer(req.tenant.ID)
+		at.Aud, at.Iss, at.Ver = requested, iss, "1.0"
+		at.AppID, at.AppIDACR, at.IdP, at.IdTyp = auth.client.AppID, auth.acr, iss, "app"
 	} else {
 		at.Aud, at.Iss, at.Ver = res.App.AppID, req.base+"/"+req.tenant.ID+"/v2.0", "2.0"
 		at.Azp, at.AzpACR = auth.client.AppID, auth.acr
@@ -97,7 +101,8 @@ func (s *Server) issue(req tokenRequest, g grant) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign access token: %w", err)
 	}
-	s.opts.logger.Debug("issued access token", "client_id", auth.client.AppID, "resource", res.App.AppID, "ver", at.Ver)
+	s.opts.logger.LogAttrs(ctx, slog.LevelDebug, "issued access token",
+		slog.String("client_id", auth.client.AppID), slog.String("resource", res.App.AppID), slog.String("ver", at.Ver))
 	expiresIn := int64(exp.Sub(now)/time.Second) - 1
 	if req.version == 1 {
 		return json.Marshal(struct {
@@ -121,10 +126,18 @@ func (s *Server) issue(req tokenRequest, g grant) ([]byte, error) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// opaque returns n random bytes base64url-encoded, for Entra's opaque
-// claims (uti is 16 bytes: 22 characters, as Entra's).
-func opaque(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+// opaqueClaims returns Entra's random opaque claims from one read of the
+// random source, base64url-encoded into one string: aio (48 bytes), rh
+// ("0." 48 bytes ".") and uti (16 bytes: 22 characters, as Entra's).
+func opaqueClaims() (aio, rh, uti string) {
+	var random [48 + 48 + 16]byte
+	_, _ = rand.Read(random[:])
+	enc := base64.RawURLEncoding
+	var text [64 + 2 + 64 + 1 + 22]byte
+	b := enc.AppendEncode(text[:0], random[:48])
+	b = append(b, "0."...)
+	b = enc.AppendEncode(b, random[48:96])
+	b = append(b, '.')
+	all := string(enc.AppendEncode(b, random[96:]))
+	return all[:64], all[64 : 64+2+64+1], all[64+2+64+1:]
 }

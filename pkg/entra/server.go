@@ -132,9 +132,6 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": msg})
 }
 
-// grantKey holds a token request's grant label (*string) in its context.
-type grantKey struct{}
-
 // grantLabel bounds the metrics label to the grants the endpoint knows.
 func grantLabel(grantType string) string {
 	switch grantType {

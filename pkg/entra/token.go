@@ -1,7 +1,6 @@
 package entra
 
 import (
-	"context"
 	"errors"
 	"io"
 	"maps"
@@ -33,10 +32,9 @@ func (s *Server) token(version int) http.HandlerFunc {
 		// The label is known once the form is read; errors before that
 		// count as "none".
 		label := "none"
-		r = r.WithContext(context.WithValue(r.Context(), grantKey{}, &label))
 		resp, err := s.handleToken(w, r, version, &label)
 		if err != nil {
-			s.writeError(w, r, err)
+			s.opts.metrics.TokenRefused(label, s.writeError(w, r, err))
 			return
 		}
 		w.Header().Set("Pragma", "no-cache")
@@ -72,7 +70,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, version int
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(req, g)
+	return s.issue(r.Context(), req, g)
 }
 
 // readForm reads a bounded form body. The query string is ignored, as
@@ -94,9 +92,15 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, e
 	if err != nil {
 		return nil, aadsts.New(aadsts.MalformedRequestBody, "The request body is not a valid form: %s.", err)
 	}
-	for _, name := range slices.Sorted(maps.Keys(form)) {
-		if len(form[name]) > 1 {
-			return nil, aadsts.New(aadsts.DuplicateParameter, "The request is not properly formatted. The parameter '%s' is duplicated.", name)
+	for _, values := range form {
+		if len(values) > 1 {
+			// The first duplicated name in order, so that the answer
+			// does not depend on the map's order.
+			for _, name := range slices.Sorted(maps.Keys(form)) {
+				if len(form[name]) > 1 {
+					return nil, aadsts.New(aadsts.DuplicateParameter, "The request is not properly formatted. The parameter '%s' is duplicated.", name)
+				}
+			}
 		}
 	}
 	return form, nil

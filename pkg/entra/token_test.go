@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -155,8 +156,17 @@ func TestTokenShapes(t *testing.T) {
 		if c["iat"] != c["nbf"] || c["exp"].(float64)-c["iat"].(float64) != 3900 {
 			t.Errorf("iat %v nbf %v exp %v: want iat = nbf, back-dated 5 minutes", c["iat"], c["nbf"], c["exp"])
 		}
-		if uti, _ := c["uti"].(string); len(uti) != 22 {
-			t.Errorf("uti %q", uti)
+		// Entra's opaque claims: random, each its own bytes.
+		for k, pattern := range map[string]string{"aio": `^[A-Za-z0-9_-]{64}$`, "rh": `^0\.[A-Za-z0-9_-]{64}\.$`, "uti": `^[A-Za-z0-9_-]{22}$`} {
+			if v, _ := c[k].(string); !regexp.MustCompile(pattern).MatchString(v) {
+				t.Errorf("%s %q does not match %s", k, v, pattern)
+			}
+		}
+		aio, _ := c["aio"].(string)
+		rh, _ := c["rh"].(string)
+		uti, _ := c["uti"].(string)
+		if len(rh) > 2 && (aio == rh[2:len(rh)-1] || strings.HasPrefix(aio, uti) || strings.HasPrefix(rh[2:], uti)) {
+			t.Errorf("aio %s, rh %s and uti %s share their random bytes", aio, rh, uti)
 		}
 		for _, absent := range []string{"appid", "appidacr", "idtyp"} {
 			if _, ok := c[absent]; ok {

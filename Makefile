@@ -10,7 +10,7 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # the same digest.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: build image run test e2e bench fuzz lint postgres clean
+.PHONY: build image run test e2e bench bench-compare fuzz lint postgres clean
 
 ## build: compile the gateway into bin/spiffe-entra-gateway
 build:
@@ -51,6 +51,13 @@ postgres:
 bench:
 	eval "$$(test/postgres/pg.sh start)" && GATEWAY_TEST_SPIRE_BIN="$$(test/spire/build.sh)" \
 		$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-compare: the token endpoint and discovery benchmarks with the
+## gateway of BEFORE and of AFTER (default HEAD) side by side in one run, and
+## a CPU profile of each (test/procbench/compare.sh says what it sets)
+bench-compare:
+	@test -n "$(BEFORE)" || { echo "usage: make bench-compare BEFORE=<rev> [AFTER=<rev>]"; exit 2; }
+	test/procbench/compare.sh '$(BEFORE)' '$(or $(AFTER),HEAD)'
 
 ## fuzz: every fuzz target for FUZZTIME (default 20s) each
 fuzz:

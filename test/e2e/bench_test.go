@@ -60,7 +60,7 @@ func BenchmarkSigningHandler(b *testing.B) {
 	tlsConfig := srv.Client().Transport.(*http.Transport).TLSClientConfig
 	for _, n := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			loadTest(b, tlsConfig, n, srv.URL+"/token", "grant_type=client_credentials", nil)
+			loadTest(b, tlsConfig, n, srv.URL+"/token", "grant_type=client_credentials", nil, procbench.Profile{})
 		})
 	}
 }
@@ -68,7 +68,7 @@ func BenchmarkSigningHandler(b *testing.B) {
 // loadTest posts body to url over n keep-alive HTTP/1.1 connections; with
 // server, the process serving url, it reports that process's CPU time per
 // request too.
-func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string, server *spire.Process) {
+func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string, server *spire.Process, profile procbench.Profile) {
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig: tlsConfig.Clone(), MaxConnsPerHost: n, MaxIdleConnsPerHost: n,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
@@ -88,7 +88,7 @@ func loadTest(b *testing.B, tlsConfig *tls.Config, n int, url, body string, serv
 	}
 	post() // warm: connections, issuer metadata
 	if server != nil {
-		procbench.Measure(b, server, n, post)
+		procbench.Measure(b, server, n, post, profile)
 		return
 	}
 	latency.MeasureConcurrent(b, n, post)
@@ -117,7 +117,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		body := forms[grant].Encode()
 		for _, n := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/conns=%d", grant, n), func(b *testing.B) {
-				loadTest(b, tlsConfig, n, endpoint, body, nil)
+				loadTest(b, tlsConfig, n, endpoint, body, nil, procbench.Profile{})
 			})
 		}
 	}

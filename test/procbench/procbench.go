@@ -40,12 +40,17 @@ func StartPrinting(b testing.TB, dir, prefix, name string, env []string, args ..
 // Measure runs op b.N times from conns goroutines (latency's p50 and p99
 // beside ns/op and req/s) and reports the server's own CPU time per
 // request, read from /proc before and after: the client shares the
-// machine's cores, and this compares servers without it.
-func Measure(b *testing.B, server *spire.Process, conns int, op func()) {
+// machine's cores, and this compares servers without it. With a profile
+// (ProfileOf), the same load then goes on, unmeasured, while the server
+// is profiled: no run's figures pay for the profiler.
+func Measure(b *testing.B, server *spire.Process, conns int, op func(), profile Profile) {
 	b.Helper()
 	cpu := server.CPUTime()
 	latency.MeasureConcurrent(b, conns, op)
 	b.ReportMetric(float64((server.CPUTime()-cpu).Microseconds())/float64(b.N), "server-cpu-µs/req")
+	if profile.To != "" && b.N > 1 {
+		profile.take(b, conns, op)
+	}
 }
 
 // Serve serves h on a free loopback port, over TLS when certFile is set,

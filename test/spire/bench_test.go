@@ -1,6 +1,7 @@
 package spire_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -54,19 +55,30 @@ func serveBare() int {
 type target struct {
 	name, scheme, addr string
 	proc               *spire.Process
+	// pprof is a gateway's /debug/pprof/ URL, or "" (not a gateway, or a
+	// build from before health.profiling); profile names its profiles.
+	pprof, profile string
 }
 
 // BenchmarkDiscoveryProviders loads /keys and the discovery document of
-// the gateway, SPIRE's oidc-discovery-provider and a bare handler writing
-// the gateway's bytes, all serving the same two keys from one Workload
-// API, in plain HTTP and TLS, at 1, 16 and 64 connections.
+// the gateway, SPIRE's oidc-discovery-provider (where built:
+// $GATEWAY_TEST_SPIRE_BIN) and a bare handler writing the gateway's bytes,
+// all serving the same two keys from one Workload API, in plain HTTP and
+// TLS, at 1, 16 and 64 connections. The gateway is each build of $GATEWAY_BINS, each a server
+// of its own, or $GATEWAY_BIN, or built from this tree (procbench.Builds);
+// with $BENCH_PROFILE_DIR, each build that has health.profiling is
+// profiled over plain HTTP at 64 connections (procbench.ProfileOf).
 func BenchmarkDiscoveryProviders(b *testing.B) {
-	bin := spire.Bin(b)
 	dir, err := os.MkdirTemp("", "odp-bench-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
+	builds := procbench.Builds(b, dir)
+	spireBin := os.Getenv(spire.BinEnv)
+	if spireBin == "" {
+		fmt.Fprintf(os.Stderr, "%s is not set (test/spire/build.sh): no SPIRE provider in this run\n", spire.BinEnv)
+	}
 	api := workloadapitest.Start(b, filepath.Join(dir, "agent"))
 	if err := api.Server.Rotate(); err != nil { // two keys, as during a rotation
 		b.Fatal(err)
@@ -93,19 +105,29 @@ func BenchmarkDiscoveryProviders(b *testing.B) {
     addr = "%s"
 }`, paths.Cert, paths.Key, odpAddr)
 		}
-		gw := startGateway(b, dir, fmt.Sprintf(`
+		for _, build := range builds {
+			// health.profiling as a variable, not a key: a build from
+			// before it ignores the variable, and would refuse the key.
+			gw := startGatewayEnv(b, build.Bin, dir, []string{"GATEWAY_HEALTH_PROFILING=true"}, fmt.Sprintf(`
 oidc:
   listen_addr: 127.0.0.1:0
   trust_domain: example.org
   issuer: https://localhost
 workload_api: {socket_path: %s}
 %s
-health: {listen_addr: 127.0.0.1:0, profiling: true}
+health: {listen_addr: 127.0.0.1:0}
 metrics: {listen_addr: 127.0.0.1:0}
 log_level: info
 `, api.Addr, tlsConf), 3)
-		targets = append(targets, target{"gateway", scheme, gw.addrs["oidc"], gw.proc})
-
+			pprof := procbench.ServesPprof(gw.health + "/debug/pprof/")
+			if pprof == "" && scheme == "http" {
+				fmt.Fprintf(os.Stderr, "%s: no /debug/pprof/ (health.profiling came later): no profile of this build\n", build.Server())
+			}
+			targets = append(targets, target{build.Server(), scheme, gw.addrs["oidc"], gw.proc, pprof, build.ProfileName()})
+		}
+		if spireBin == "" {
+			continue
+		}
 		odpConf := filepath.Join(dir, "odp-"+scheme+".conf")
 		os.WriteFile(odpConf, []byte(fmt.Sprintf(`log_level = "warn"
 domains = ["localhost"]
@@ -117,15 +139,22 @@ workload_api {
     trust_domain = "example.org"
 }
 `, odpServe, socket)), 0o600)
-		odp := spire.Start(b, dir, filepath.Join(bin, "oidc-discovery-provider"), "-config", odpConf)
-		targets = append(targets, target{"spire-odp", scheme, odpAddr, odp})
+		odp := spire.Start(b, dir, filepath.Join(spireBin, "oidc-discovery-provider"), "-config", odpConf)
+		targets = append(targets, target{name: "spire-odp", scheme: scheme, addr: odpAddr, proc: odp})
 	}
 
-	// The bare handler serves the gateway's own bytes.
+	// The bare handler serves the first gateway build's bytes; another
+	// build's may differ.
 	client := newClient(pool, 1)
 	for _, doc := range []string{"keys", "discovery"} {
 		body := fetchBody(b, client, targets[0], docPath(doc))
 		os.WriteFile(filepath.Join(dir, doc+".json"), body, 0o600)
+		for _, t := range targets[1:len(builds)] {
+			if other := fetchBody(b, client, t, docPath(doc)); !bytes.Equal(other, body) {
+				fmt.Fprintf(os.Stderr, "%s: %s serves %d bytes, %s %d: the bare handler serves %s's\n",
+					doc, t.name, len(other), targets[0].name, len(body), targets[0].name)
+			}
+		}
 	}
 	for _, scheme := range []string{"http", "https"} {
 		env := []string{bareEnv + "=1", "BARE_DISCOVERY=" + filepath.Join(dir, "discovery.json"), "BARE_KEYS=" + filepath.Join(dir, "keys.json")}
@@ -133,7 +162,7 @@ workload_api {
 			env = append(env, "BARE_CERT="+paths.Cert, "BARE_KEY="+paths.Key)
 		}
 		addr, proc := procbench.StartPrinting(b, dir, "listening", os.Args[0], env)
-		targets = append(targets, target{"bare", scheme, addr, proc})
+		targets = append(targets, target{name: "bare", scheme: scheme, addr: addr, proc: proc})
 	}
 	for _, t := range targets {
 		waitServing(b, newClient(pool, 1), t)
@@ -149,6 +178,10 @@ workload_api {
 					b.Run(fmt.Sprintf("doc=%s/%s/conns=%d/server=%s", doc, scheme, conns, t.name), func(b *testing.B) {
 						c := newClient(pool, conns)
 						url := t.url(docPath(doc))
+						var profile procbench.Profile
+						if scheme == "http" {
+							profile = procbench.ProfileOf(b, t.pprof, doc+"-"+t.profile, conns, 64)
+						}
 						procbench.Measure(b, t.proc, conns, func() {
 							resp, err := c.Get(url)
 							if err != nil {
@@ -159,7 +192,7 @@ workload_api {
 							if resp.StatusCode != 200 {
 								b.Fatalf("%s: status %d", url, resp.StatusCode)
 							}
-						})
+						}, profile)
 						c.CloseIdleConnections()
 					})
 				}

@@ -24,11 +24,18 @@ type gateway struct {
 
 func startGateway(t testing.TB, dir, config string, listeners int) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, gatewayBin, dir, nil, config, listeners)
+}
+
+// startGatewayEnv starts the gateway bin with env added to its environment
+// and waits for its listeners.
+func startGatewayEnv(t testing.TB, bin, dir string, env []string, config string, listeners int) *gateway {
+	t.Helper()
 	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{proc: spire.Start(t, dir, gatewayBin, "serve", "--config", path), addrs: map[string]string{}}
+	g := &gateway{proc: spire.StartEnv(t, dir, env, bin, "serve", "--config", path), addrs: map[string]string{}}
 	deadline := time.Now().Add(30 * time.Second)
 	for len(g.addrs) < listeners {
 		if time.Now().After(deadline) || g.proc.Exited() {

@@ -74,7 +74,9 @@ func ServesPprof(pprofURL string) string {
 
 // take profiles the server for p.Seconds while conns connections keep
 // loading it with op, and saves the profile. The runs of b.N = 1 that go
-// test makes first are not profiled (Measure).
+// test makes first are not profiled (Measure); with -benchtime Nx the run
+// of N is, and with a time each of go test's growing runs is, the last
+// one's profile kept.
 func (p Profile) take(b *testing.B, conns int, op func()) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -107,31 +107,17 @@ func NewVerifier(keys KeyFinder, opts ...Option) *Verifier {
 	return &Verifier{keys: keys, opts: o}
 }
 
-// claims are the registered claims read before the signature is checked.
-type claims struct {
-	Issuer   string           `json:"iss"`
-	Subject  string           `json:"sub"`
-	Audience jwt.Audience     `json:"aud"`
-	Expiry   *jwt.NumericDate `json:"exp"`
-	NotBefor *jwt.NumericDate `json:"nbf"`
-	IssuedAt *jwt.NumericDate `json:"iat"`
-}
-
 const wifDocs = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
 
 // Verify decides whether assertion stands in for the secret of the client
 // whose federated credentials are creds. Every error it returns is an
 // *aadsts.Error: a refusal in Entra's words.
 func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*Match, error) {
-	tok, alg, err := v.parse(assertion)
+	jws, a, err := v.parse(assertion)
 	if err != nil {
 		return nil, err
 	}
-	var c claims
-	var all map[string]any
-	if err := tok.UnsafeClaimsWithoutVerification(&c, &all); err != nil {
-		return nil, malformed()
-	}
+	c := a.claims
 	for _, f := range []struct {
 		name    string
 		missing bool
@@ -143,36 +129,49 @@ func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.F
 	if u, err := url.Parse(c.Issuer); err == nil && issuermeta.IsEntraHost(u.Hostname()) {
 		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
 	}
-	cred, aud, err := v.match(c, all, creds)
+	cred, aud, err := v.match(c, a.all, creds)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkSignature(ctx, tok, alg, c.Issuer, &all); err != nil {
+	if err := v.checkSignature(ctx, jws, a); err != nil {
 		return nil, err
 	}
 	if err := v.checkTimes(c); err != nil {
 		return nil, err
 	}
-	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: all}, nil
+	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: a.all}, nil
 }
 
 func malformed() error {
 	return aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed.")
 }
 
+// parsed is what Verify reads from an assertion before its signature is
+// checked.
+type parsed struct {
+	alg    jose.SignatureAlgorithm
+	kid    string
+	claims claims
+	all    map[string]any
+}
+
 // parse accepts only a compact JWS with one signature by an allowed
-// asymmetric algorithm and no critical headers.
-func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlgorithm, error) {
+// asymmetric algorithm and no critical headers, and decodes its claims
+// once. The header is read here, by encoding/json, for the refusals Entra
+// gives before a token is malformed (typ, alg, crit), and go-jose's parser
+// still has the last word on the form: both are kept, so that every
+// assertion is refused as it was.
+func (v *Verifier) parse(assertion string) (*jose.JSONWebSignature, *parsed, error) {
 	if len(assertion) > v.opts.maxAssertionBytes {
-		return nil, "", aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
+		return nil, nil, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
 	}
-	parts := strings.Split(assertion, ".")
-	if len(parts) != 3 {
-		return nil, "", malformed() // a JWE has five parts, a JWS in JSON form none
+	if strings.Count(assertion, ".") != 2 {
+		return nil, nil, malformed() // a JWE has five parts, a JWS in JSON form none
 	}
-	head, err := base64.RawURLEncoding.DecodeString(parts[0])
+	encoded, _, _ := strings.Cut(assertion, ".")
+	head, err := base64.RawURLEncoding.DecodeString(encoded)
 	if err != nil {
-		return nil, "", malformed()
+		return nil, nil, malformed()
 	}
 	var h struct {
 		Alg  string          `json:"alg"`
@@ -180,24 +179,28 @@ func (v *Verifier) parse(assertion string) (*jwt.JSONWebToken, jose.SignatureAlg
 		Crit json.RawMessage `json:"crit"`
 	}
 	if err := json.Unmarshal(head, &h); err != nil {
-		return nil, "", malformed()
+		return nil, nil, malformed()
 	}
 	// An absent typ, as Kubernetes service-account tokens have, is fine.
 	if h.Typ != nil && *h.Typ != "JWT" && *h.Typ != "http://openid.net/specs/jwt/1.0" {
-		return nil, "", aadsts.New(aadsts.InvalidJWTHeaderType, "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'.")
+		return nil, nil, aadsts.New(aadsts.InvalidJWTHeaderType, "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'.")
 	}
 	alg := jose.SignatureAlgorithm(h.Alg)
 	if !slices.Contains(v.opts.algorithms, alg) {
-		return nil, "", aadsts.New(aadsts.UnsupportedSigningAlgorithm, "Invalid JWT token. '%s' is not a supported signature algorithm.", h.Alg)
+		return nil, nil, aadsts.New(aadsts.UnsupportedSigningAlgorithm, "Invalid JWT token. '%s' is not a supported signature algorithm.", h.Alg)
 	}
 	if h.Crit != nil {
-		return nil, "", aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. Critical header parameters are not supported.")
+		return nil, nil, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. Critical header parameters are not supported.")
 	}
-	tok, err := jwt.ParseSigned(assertion, v.opts.algorithms)
-	if err != nil || len(tok.Headers) != 1 {
-		return nil, "", malformed()
+	jws, err := jose.ParseSignedCompact(assertion, v.opts.algorithms)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, nil, malformed()
 	}
-	return tok, alg, nil
+	c, all, err := readClaims(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return nil, nil, malformed()
+	}
+	return jws, &parsed{alg: alg, kid: jws.Signatures[0].Header.KeyID, claims: c, all: all}, nil
 }
 
 // match finds the credential the assertion satisfies, reporting the first
@@ -260,9 +263,9 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 }
 
 // checkSignature finds the key by kid only; jku, x5u and jwk headers are
-// never followed.
-func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, alg jose.SignatureAlgorithm, issuer string, out *map[string]any) error {
-	kid := tok.Headers[0].KeyID
+// never followed. The payload go-jose returns is the one already decoded.
+func (v *Verifier) checkSignature(ctx context.Context, jws *jose.JSONWebSignature, a *parsed) error {
+	kid, issuer := a.kid, a.claims.Issuer
 	key, err := v.keys.Key(ctx, issuer, kid)
 	switch {
 	case errors.Is(err, issuermeta.ErrKeyNotFound) || (err == nil && kid == ""):
@@ -272,10 +275,10 @@ func (v *Verifier) checkSignature(ctx context.Context, tok *jwt.JSONWebToken, al
 		return aadsts.New(aadsts.IssuerMetadataUnavailable, "Request to External OIDC endpoint failed.")
 	}
 	// The key rules `check issuer` and the discovery provider report.
-	if issuermeta.Unverifiable(*key, alg) != nil {
+	if issuermeta.Unverifiable(*key, a.alg) != nil {
 		return aadsts.New(aadsts.UnsupportedKeyForAlgorithm, "Invalid JWT token. Unsupported key for the signing algorithm.")
 	}
-	if err := tok.Claims(key.Key, out); err != nil {
+	if _, err := jws.Verify(key.Key); err != nil {
 		return aadsts.New(aadsts.ClientAssertionSignature, "Client assertion failed signature validation.")
 	}
 	return nil

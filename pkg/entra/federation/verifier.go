@@ -10,12 +10,14 @@
 //     Entra issued are refused;
 //  3. matching against the client's credentials: any at all, then issuer,
 //     then audience, then subject or expression;
-//  4. the signing key, fetched only for the matched issuer, and the signature;
+//  4. the signing key, fetched only for the matched issuer, and the
+//     signature (verified once per assertion and key: see Verify);
 //  5. the validity window and the total lifetime.
 package federation
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,13 +55,16 @@ type Match struct {
 	Issuer     string
 	Subject    string
 	Audience   string
-	Claims     map[string]any
+	// Claims are shared with every later match of the same assertion:
+	// read them, never modify them.
+	Claims map[string]any
 }
 
 // Verifier checks assertions.
 type Verifier struct {
-	keys KeyFinder
-	opts options
+	keys  KeyFinder
+	opts  options
+	cache verifiedCache
 }
 
 type options struct {
@@ -112,33 +117,53 @@ const wifDocs = "https://learn.microsoft.com/entra/workload-id/workload-identity
 // Verify decides whether assertion stands in for the secret of the client
 // whose federated credentials are creds. Every error it returns is an
 // *aadsts.Error: a refusal in Entra's words.
+//
+// An assertion accepted before is not parsed again, and its signature is
+// not verified again while the issuer's key for it is still the key that
+// verified it; the match against creds, the key lookup and the time checks
+// run every time, so a removed credential, a rotated key or the passing of
+// exp is honoured at once.
 func (v *Verifier) Verify(ctx context.Context, assertion string, creds []store.FederatedCredential) (*Match, error) {
-	jws, a, err := v.parse(assertion)
-	if err != nil {
-		return nil, err
+	if len(assertion) > v.opts.maxAssertionBytes {
+		return nil, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
 	}
-	c := a.claims
-	for _, f := range []struct {
-		name    string
-		missing bool
-	}{{"iss", c.Issuer == ""}, {"aud", len(c.Audience) == 0}} {
-		if f.missing {
-			return nil, aadsts.New(aadsts.MissingCredentialField, "The required field '%s' is missing from the credential. Ensure that you have all the necessary parameters for the login request.", f.name)
+	sum := sha256.Sum256([]byte(assertion))
+	a := v.cache.get(sum, v.opts.now())
+	var jws *jose.JSONWebSignature
+	if a == nil {
+		var err error
+		if jws, a, err = v.read(assertion); err != nil {
+			return nil, err
 		}
 	}
-	if u, err := url.Parse(c.Issuer); err == nil && issuermeta.IsEntraHost(u.Hostname()) {
-		return nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
-	}
-	cred, aud, err := v.match(c, a.all, creds)
+	cred, aud, err := v.match(a.claims, a.all, creds)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkSignature(ctx, jws, a); err != nil {
+	key, err := v.signingKey(ctx, a)
+	if err != nil {
 		return nil, err
 	}
-	if err := v.checkTimes(c); err != nil {
+	if jws == nil && !a.verifiedBy(key.Key) {
+		// The issuer's key changed since: the assertion is read and
+		// verified again, with the key it has now.
+		if jws, a, err = v.read(assertion); err != nil {
+			return nil, err
+		}
+	}
+	if jws != nil {
+		if _, err := jws.Verify(key.Key); err != nil {
+			return nil, aadsts.New(aadsts.ClientAssertionSignature, "Client assertion failed signature validation.")
+		}
+	}
+	if err := v.checkTimes(a.claims); err != nil {
 		return nil, err
 	}
+	if pub, ok := key.Key.(publicKey); ok && jws != nil {
+		a.key, a.until = pub, a.claims.Expiry.Time().Add(ClockSkew)
+		v.cache.put(sum, a, v.opts.now())
+	}
+	c := a.claims
 	return &Match{Credential: cred, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, Claims: a.all}, nil
 }
 
@@ -155,23 +180,42 @@ type parsed struct {
 	all    map[string]any
 }
 
+// read parses assertion and refuses it for what it says of itself, before
+// any credential is consulted: a missing iss or aud, or Entra as issuer.
+func (v *Verifier) read(assertion string) (*jose.JSONWebSignature, *verified, error) {
+	jws, p, err := v.parse(assertion)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := p.claims
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{{"iss", c.Issuer == ""}, {"aud", len(c.Audience) == 0}} {
+		if f.missing {
+			return nil, nil, aadsts.New(aadsts.MissingCredentialField, "The required field '%s' is missing from the credential. Ensure that you have all the necessary parameters for the login request.", f.name)
+		}
+	}
+	if u, err := url.Parse(c.Issuer); err == nil && issuermeta.IsEntraHost(u.Hostname()) {
+		return nil, nil, aadsts.New(aadsts.EntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.")
+	}
+	return jws, &verified{parsed: p}, nil
+}
+
 // parse accepts only a compact JWS with one signature by an allowed
 // asymmetric algorithm and no critical headers, and decodes its claims
 // once. The header is read here, by encoding/json, for the refusals Entra
 // gives before a token is malformed (typ, alg, crit), and go-jose's parser
 // still has the last word on the form: both are kept, so that every
 // assertion is refused as it was.
-func (v *Verifier) parse(assertion string) (*jose.JSONWebSignature, *parsed, error) {
-	if len(assertion) > v.opts.maxAssertionBytes {
-		return nil, nil, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. The client assertion is larger than %d bytes.", v.opts.maxAssertionBytes)
-	}
+func (v *Verifier) parse(assertion string) (*jose.JSONWebSignature, parsed, error) {
 	if strings.Count(assertion, ".") != 2 {
-		return nil, nil, malformed() // a JWE has five parts, a JWS in JSON form none
+		return nil, parsed{}, malformed() // a JWE has five parts, a JWS in JSON form none
 	}
 	encoded, _, _ := strings.Cut(assertion, ".")
 	head, err := base64.RawURLEncoding.DecodeString(encoded)
 	if err != nil {
-		return nil, nil, malformed()
+		return nil, parsed{}, malformed()
 	}
 	var h struct {
 		Alg  string          `json:"alg"`
@@ -179,28 +223,28 @@ func (v *Verifier) parse(assertion string) (*jose.JSONWebSignature, *parsed, err
 		Crit json.RawMessage `json:"crit"`
 	}
 	if err := json.Unmarshal(head, &h); err != nil {
-		return nil, nil, malformed()
+		return nil, parsed{}, malformed()
 	}
 	// An absent typ, as Kubernetes service-account tokens have, is fine.
 	if h.Typ != nil && *h.Typ != "JWT" && *h.Typ != "http://openid.net/specs/jwt/1.0" {
-		return nil, nil, aadsts.New(aadsts.InvalidJWTHeaderType, "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'.")
+		return nil, parsed{}, aadsts.New(aadsts.InvalidJWTHeaderType, "Invalid JWT header type specified, must be 'JWT' or 'http://openid.net/specs/jwt/1.0'.")
 	}
 	alg := jose.SignatureAlgorithm(h.Alg)
 	if !slices.Contains(v.opts.algorithms, alg) {
-		return nil, nil, aadsts.New(aadsts.UnsupportedSigningAlgorithm, "Invalid JWT token. '%s' is not a supported signature algorithm.", h.Alg)
+		return nil, parsed{}, aadsts.New(aadsts.UnsupportedSigningAlgorithm, "Invalid JWT token. '%s' is not a supported signature algorithm.", h.Alg)
 	}
 	if h.Crit != nil {
-		return nil, nil, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. Critical header parameters are not supported.")
+		return nil, parsed{}, aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed. Critical header parameters are not supported.")
 	}
 	jws, err := jose.ParseSignedCompact(assertion, v.opts.algorithms)
 	if err != nil || len(jws.Signatures) != 1 {
-		return nil, nil, malformed()
+		return nil, parsed{}, malformed()
 	}
 	c, all, err := readClaims(jws.UnsafePayloadWithoutVerification())
 	if err != nil {
-		return nil, nil, malformed()
+		return nil, parsed{}, malformed()
 	}
-	return jws, &parsed{alg: alg, kid: jws.Signatures[0].Header.KeyID, claims: c, all: all}, nil
+	return jws, parsed{alg: alg, kid: jws.Signatures[0].Header.KeyID, claims: c, all: all}, nil
 }
 
 // match finds the credential the assertion satisfies, reporting the first
@@ -262,26 +306,23 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 	return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingSubject, "No matching federated identity record found for presented assertion subject '%s'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", c.Subject, wifDocs)
 }
 
-// checkSignature finds the key by kid only; jku, x5u and jwk headers are
-// never followed. The payload go-jose returns is the one already decoded.
-func (v *Verifier) checkSignature(ctx context.Context, jws *jose.JSONWebSignature, a *parsed) error {
+// signingKey finds the key by kid only; jku, x5u and jwk headers are never
+// followed.
+func (v *Verifier) signingKey(ctx context.Context, a *verified) (*jose.JSONWebKey, error) {
 	kid, issuer := a.kid, a.claims.Issuer
 	key, err := v.keys.Key(ctx, issuer, kid)
 	switch {
 	case errors.Is(err, issuermeta.ErrKeyNotFound) || (err == nil && kid == ""):
-		return aadsts.New(aadsts.SigningKeyNotFound, "The certificate with identifier %s used to sign the federated credential could not be found in the metadata of identity provider %s. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token.", kid, issuer)
+		return nil, aadsts.New(aadsts.SigningKeyNotFound, "The certificate with identifier %s used to sign the federated credential could not be found in the metadata of identity provider %s. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token.", kid, issuer)
 	case err != nil:
 		v.opts.logger.Warn("issuer metadata unavailable", "issuer", issuer, "error", err)
-		return aadsts.New(aadsts.IssuerMetadataUnavailable, "Request to External OIDC endpoint failed.")
+		return nil, aadsts.New(aadsts.IssuerMetadataUnavailable, "Request to External OIDC endpoint failed.")
 	}
 	// The key rules `check issuer` and the discovery provider report.
 	if issuermeta.Unverifiable(*key, a.alg) != nil {
-		return aadsts.New(aadsts.UnsupportedKeyForAlgorithm, "Invalid JWT token. Unsupported key for the signing algorithm.")
+		return nil, aadsts.New(aadsts.UnsupportedKeyForAlgorithm, "Invalid JWT token. Unsupported key for the signing algorithm.")
 	}
-	if _, err := jws.Verify(key.Key); err != nil {
-		return aadsts.New(aadsts.ClientAssertionSignature, "Client assertion failed signature validation.")
-	}
-	return nil
+	return key, nil
 }
 
 // entraTime is how Entra prints times in AADSTS700024.

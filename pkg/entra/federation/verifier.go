@@ -253,30 +253,37 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 	if len(creds) == 0 {
 		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoFederatedCredentials, "Client application has no configured federated identity credentials.")
 	}
-	var byIssuer []store.FederatedCredential
-	for _, cr := range creds {
-		if cr.Issuer == c.Issuer {
-			byIssuer = append(byIssuer, cr)
-		}
-	}
-	if len(byIssuer) == 0 {
-		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingIssuer, "No matching federated identity record found for presented assertion issuer '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", c.Issuer, wifDocs)
-	}
-	var byAudience []store.FederatedCredential
-	var audience string
-	for _, cr := range byIssuer {
+	// Two passes over creds, not filtered copies of it: this runs on every
+	// exchange, a remembered assertion's too.
+	sharedAudience := func(cr *store.FederatedCredential) (string, bool) {
 		for _, a := range cr.Audiences {
 			if slices.Contains(c.Audience, a) {
-				byAudience, audience = append(byAudience, cr), a
-				break
+				return a, true
 			}
 		}
+		return "", false
 	}
-	if len(byAudience) == 0 {
+	issuerKnown, audienceKnown := false, false
+	for i := range creds {
+		if creds[i].Issuer == c.Issuer {
+			issuerKnown = true
+			_, shared := sharedAudience(&creds[i])
+			audienceKnown = audienceKnown || shared
+		}
+	}
+	if !issuerKnown {
+		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingIssuer, "No matching federated identity record found for presented assertion issuer '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", c.Issuer, wifDocs)
+	}
+	if !audienceKnown {
 		return store.FederatedCredential{}, "", aadsts.New(aadsts.NoMatchingAudience, "No matching federated identity record found for presented assertion audience '%s'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. %s", strings.Join(c.Audience, ","), wifDocs)
 	}
 	caseOnly, flexible := false, false
-	for _, cr := range byAudience {
+	for i := range creds {
+		cr := &creds[i]
+		audience, shared := sharedAudience(cr)
+		if cr.Issuer != c.Issuer || !shared {
+			continue
+		}
 		if cr.ClaimsMatchingExpression != "" {
 			if !v.opts.anyIssuerExprs && !directory.ExpressionAllowedByEntra(cr.Issuer) {
 				continue
@@ -288,12 +295,12 @@ func (v *Verifier) match(c claims, all map[string]any, creds []store.FederatedCr
 				continue
 			}
 			if expr.Eval(all) {
-				return cr, audience, nil
+				return *cr, audience, nil
 			}
 			continue
 		}
 		if cr.Subject == c.Subject {
-			return cr, audience, nil
+			return *cr, audience, nil
 		}
 		caseOnly = caseOnly || strings.EqualFold(cr.Subject, c.Subject)
 	}

@@ -31,15 +31,28 @@ type documents struct {
 type document struct {
 	plain, gzipped representation
 	modified       time.Time
+	// The header values both encodings share.
+	cacheControl, lastModified []string
 }
 
 // representation is one encoding of a document. Its header values are
-// shared by every response; net/http never modifies them.
+// ready to be assigned into a response's header map under their canonical
+// keys: no formatting, canonicalisation or allocation per request. They are
+// shared by every response; net/http copies them and never modifies them.
 type representation struct {
-	body   []byte
-	etag   string
-	header http.Header
+	body          []byte
+	etag          string
+	etagHeader    []string
+	contentLength []string
+	gzip          bool
 }
+
+// The header values of every document.
+var (
+	contentTypeJSON    = []string{"application/json"}
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	contentEncodingGz  = []string{"gzip"}
+)
 
 // discoveryDoc is the discovery document in SPIRE's field order.
 type discoveryDoc struct {
@@ -93,46 +106,41 @@ func newDocument(body []byte, modified time.Time, maxAge time.Duration) document
 	_ = zw.Close()
 	sum := sha256.Sum256(body)
 	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
-	common := http.Header{
-		"Content-Type":  {"application/json"},
-		"Cache-Control": {"public, max-age=" + strconv.Itoa(int(maxAge/time.Second))},
-		"Last-Modified": {modified.UTC().Format(http.TimeFormat)},
-		"Vary":          {"Accept-Encoding"},
-	}
-	rep := func(body []byte, etag string, extra ...string) representation {
-		h := common.Clone()
-		h["Etag"] = []string{etag}
-		h["Content-Length"] = []string{strconv.Itoa(len(body))}
-		for i := 0; i < len(extra); i += 2 {
-			h[extra[i]] = []string{extra[i+1]}
-		}
-		return representation{body: body, etag: etag, header: h}
+	rep := func(body []byte, etag string, gzip bool) representation {
+		return representation{body: body, etag: etag, etagHeader: []string{etag}, contentLength: []string{strconv.Itoa(len(body))}, gzip: gzip}
 	}
 	return document{
-		plain: rep(body, `"`+tag+`"`),
+		plain: rep(body, `"`+tag+`"`, false),
 		// A different encoding is a different representation (RFC 9110
 		// section 8.8.3), so it has its own strong validator.
-		gzipped:  rep(gz.Bytes(), `"`+tag+`-gzip"`, "Content-Encoding", "gzip"),
-		modified: modified,
+		gzipped:      rep(gz.Bytes(), `"`+tag+`-gzip"`, true),
+		modified:     modified,
+		cacheControl: []string{"public, max-age=" + strconv.Itoa(int(maxAge/time.Second))},
+		lastModified: []string{modified.UTC().Format(http.TimeFormat)},
 	}
 }
 
 // serve writes d with its validators, honouring conditional requests, HEAD
-// and gzip.
+// and gzip. A 304 carries the headers a 200 would but Content-Length and
+// Content-Encoding (RFC 9110 section 15.4.5).
 func (d *document) serve(w http.ResponseWriter, r *http.Request) {
 	rep := &d.plain
 	if acceptsGzip(r.Header["Accept-Encoding"]) {
 		rep = &d.gzipped
 	}
 	h := w.Header()
-	for k, v := range rep.header {
-		h[k] = v
-	}
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = d.cacheControl
+	h["Last-Modified"] = d.lastModified
+	h["Vary"] = varyAcceptEncoding
+	h["Etag"] = rep.etagHeader
 	if d.notModified(r) {
-		delete(h, "Content-Length")
-		delete(h, "Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return
+	}
+	h["Content-Length"] = rep.contentLength
+	if rep.gzip {
+		h["Content-Encoding"] = contentEncodingGz
 	}
 	if r.Method == http.MethodHead {
 		return
@@ -145,7 +153,9 @@ func (d *document) serve(w http.ResponseWriter, r *http.Request) {
 func (d *document) notModified(r *http.Request) bool {
 	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
 		for _, field := range inm {
-			for _, tag := range strings.Split(field, ",") {
+			for field != "" {
+				var tag string
+				tag, field, _ = strings.Cut(field, ",")
 				tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
 				if tag == "*" || tag == d.plain.etag || tag == d.gzipped.etag {
 					return true
@@ -154,8 +164,8 @@ func (d *document) notModified(r *http.Request) bool {
 		}
 		return false
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
-		t, err := http.ParseTime(ims)
+	if ims := r.Header["If-Modified-Since"]; len(ims) > 0 && ims[0] != "" {
+		t, err := http.ParseTime(ims[0])
 		return err == nil && !d.modified.After(t)
 	}
 	return false
@@ -165,6 +175,9 @@ func (d *document) notModified(r *http.Request) bool {
 // quality.
 func acceptsGzip(fields []string) bool {
 	for _, field := range fields {
+		if field == "gzip" { // what Go's client and most others send
+			return true
+		}
 		for field != "" {
 			var part string
 			part, field, _ = strings.Cut(field, ",")

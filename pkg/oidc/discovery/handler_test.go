@@ -338,3 +338,47 @@ func TestHeadAndGzip(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestHeadersFollowTheKeySet: the headers prepared with each key set are
+// replaced with it, for both documents, in a GET, a HEAD and a 304.
+func TestHeadersFollowTheKeySet(t *testing.T) {
+	f := newFixture(t, "https://oidc.example.org", nil)
+	f.publish(t, newRSA(t, "a", 2048))
+	for _, path := range []string{"/keys", discoveryPath} {
+		target := "https://oidc.example.org" + path
+		before := f.do(request{target: target})
+		oldBody, oldTag := body(t, before), before.Header.Get("ETag")
+		f.publish(t, newRSA(t, "c", 2048), newEC(t, "b")) // a new algorithm changes the discovery document too
+		get := f.do(request{target: target})
+		got, tag := body(t, get), get.Header.Get("ETag")
+		if bytes.Equal(got, oldBody) || tag == oldTag || tag == "" {
+			t.Fatalf("%s: the body or the ETag did not change with the keys", path)
+		}
+		if get.Header.Get("Content-Length") != itoa(len(got)) {
+			t.Errorf("%s: Content-Length %q for %d bytes", path, get.Header.Get("Content-Length"), len(got))
+		}
+		if lm, _ := http.ParseTime(get.Header.Get("Last-Modified")); lm.Before(time.Now().Add(-time.Minute)) {
+			t.Errorf("%s: Last-Modified %q", path, get.Header.Get("Last-Modified"))
+		}
+		head := f.do(request{method: http.MethodHead, target: target})
+		if len(body(t, head)) != 0 || head.StatusCode != 200 {
+			t.Errorf("%s: HEAD status %d with a body", path, head.StatusCode)
+		}
+		for _, k := range []string{"Content-Type", "Cache-Control", "Last-Modified", "Vary", "Etag", "Content-Length"} {
+			if head.Header.Get(k) != get.Header.Get(k) || get.Header.Get(k) == "" {
+				t.Errorf("%s: %s %q in the HEAD, %q in the GET", path, k, head.Header.Get(k), get.Header.Get(k))
+			}
+		}
+		if stale := f.do(request{target: target, header: http.Header{"If-None-Match": {oldTag}}}); stale.StatusCode != 200 || !bytes.Equal(body(t, stale), got) {
+			t.Errorf("%s: the previous ETag got %d, not the new document", path, stale.StatusCode)
+		}
+		current := f.do(request{target: target, header: http.Header{"If-None-Match": {tag}}})
+		if current.StatusCode != 304 || len(body(t, current)) != 0 || current.Header.Get("ETag") != tag {
+			t.Errorf("%s: the current ETag got %d with ETag %q", path, current.StatusCode, current.Header.Get("ETag"))
+		}
+		if current.Header.Get("Content-Length") != "" || current.Header.Get("Cache-Control") != get.Header.Get("Cache-Control") || current.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("%s: a 304 with headers %v", path, current.Header)
+		}
+		f.publish(t, newRSA(t, "a", 2048)) // the next path starts from one key again
+	}
+}

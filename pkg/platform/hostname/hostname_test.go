@@ -14,6 +14,9 @@ func TestOf(t *testing.T) {
 		"[FE80::1%25eth0]:80": "fe80::1%25eth0",
 		"":                    "",
 		"a:b:c":               "a:b:c",
+		"[[Example.org]]":     "example.org",
+		"]x[":                 "x",
+		"[]":                  "",
 	} {
 		if got := Of(in); got != want {
 			t.Errorf("Of(%q) = %q, want %q", in, got, want)

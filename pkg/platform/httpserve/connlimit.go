@@ -3,6 +3,8 @@ package httpserve
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Connection caps of every listener: in all, and from one address, so
@@ -20,6 +22,9 @@ const (
 type limitListener struct {
 	net.Listener
 	max, perAddr int
+	// writeTimeout, when set, bounds every write on the listener's
+	// connections in place of http.Server.WriteTimeout (see limitedConn).
+	writeTimeout time.Duration
 
 	mu     sync.Mutex
 	total  int
@@ -49,7 +54,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, release: sync.OnceFunc(func() { l.release(addr) })}, nil
+		return &limitedConn{Conn: c, l: l, addr: addr, writeTimeout: l.writeTimeout}, nil
 	}
 }
 
@@ -70,12 +75,60 @@ func hostOf(a net.Addr) string {
 }
 
 // limitedConn gives its place back once, when closed.
+//
+// With a writeTimeout it also owns its write deadline: net/http's
+// WriteTimeout costs two deadline changes and three clock reads on every
+// request (set after the request is read, cleared after the response),
+// each deadline change a lock and a runtime timer's move. Here a write
+// finds the deadline set within the last sixteenth of the bound and leaves
+// it, or sets it again: every write may block for at least 15/16 of the
+// bound and at most the bound, for the price of one monotonic clock read,
+// and the deadline moves about once per sixteenth of the bound per
+// connection. The write deadlines net/http and crypto/tls set are ignored.
 type limitedConn struct {
 	net.Conn
-	release func()
+	l        *limitListener
+	addr     string
+	released atomic.Bool
+
+	writeTimeout time.Duration
+	armed        atomic.Int64 // when the write deadline was set, as time.Since(epoch); 0: never
 }
 
 func (c *limitedConn) Close() error {
-	c.release()
+	if c.released.CompareAndSwap(false, true) {
+		c.l.release(c.addr)
+	}
 	return c.Conn.Close()
+}
+
+// epoch is what write deadlines are measured from: time.Since(epoch) reads
+// the monotonic clock alone.
+var epoch = time.Now()
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if c.writeTimeout > 0 {
+		now := time.Since(epoch)
+		if armed := c.armed.Load(); armed == 0 || now-time.Duration(armed) > c.writeTimeout/16 {
+			if err := c.Conn.SetWriteDeadline(epoch.Add(now + c.writeTimeout)); err != nil {
+				return 0, err
+			}
+			c.armed.Store(int64(now))
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *limitedConn) SetWriteDeadline(t time.Time) error {
+	if c.writeTimeout > 0 {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	if c.writeTimeout > 0 {
+		return c.SetReadDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
 }

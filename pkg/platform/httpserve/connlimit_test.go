@@ -2,6 +2,7 @@ package httpserve
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -65,7 +66,13 @@ func TestConnectionsCappedPerAddress(t *testing.T) {
 }
 
 func TestPublicListenerHasShorterTimeouts(t *testing.T) {
-	pub, internal := newServer(nil, nil, true, discard()), newServer(nil, nil, false, discard())
+	pub, pubLn := prepare(Listener{Public: true}, discard())
+	internal, internalLn := prepare(Listener{}, discard())
+	// A public listener's connections bound each write instead of the
+	// server (TestPublicListenerBoundsSlowReaders).
+	if pub.WriteTimeout != 0 || pubLn.writeTimeout <= 0 || pubLn.writeTimeout > internal.WriteTimeout || internalLn.writeTimeout != 0 {
+		t.Errorf("write bounds: public server %v, connections %v; internal server %v, connections %v", pub.WriteTimeout, pubLn.writeTimeout, internal.WriteTimeout, internalLn.writeTimeout)
+	}
 	if pub.IdleTimeout >= internal.IdleTimeout || pub.ReadHeaderTimeout >= internal.ReadHeaderTimeout || pub.IdleTimeout > 30*time.Second {
 		t.Errorf("public idle %v header %v; internal idle %v header %v", pub.IdleTimeout, pub.ReadHeaderTimeout, internal.IdleTimeout, internal.ReadHeaderTimeout)
 	}
@@ -75,3 +82,91 @@ func TestPublicListenerHasShorterTimeouts(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// servePublic serves h as a public listener does, with writes bounded by
+// writeTimeout, and returns its address.
+func servePublic(t *testing.T, writeTimeout time.Duration, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := limitConns(ln, 10, 10)
+	limited.writeTimeout = writeTimeout
+	srv := newServer(h, nil, true, discard())
+	go func() { _ = srv.Serve(limited) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestPublicListenerBoundsSlowReaders: a client that never reads its
+// response holds the connection no longer than the write bound.
+func TestPublicListenerBoundsSlowReaders(t *testing.T) {
+	failed := make(chan error, 1)
+	addr := servePublic(t, 200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 1<<16)
+		for range 1 << 12 { // 256 MiB, beyond any socket buffer
+			if _, err := w.Write(chunk); err != nil {
+				failed <- err
+				return
+			}
+		}
+		failed <- nil
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatal("256 MiB were written to a client that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a write to a client that reads nothing was not cut off")
+	}
+}
+
+// TestPublicListenerWritesAfterIdlingPastTheBound: the write deadline a
+// connection set once does not fail a later response on it, after an idle
+// time longer than the bound or after many quick requests.
+func TestPublicListenerWritesAfterIdlingPastTheBound(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	addr := servePublic(t, bound, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func() error {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && string(body) != "ok" {
+			err = fmt.Errorf("body %q", body)
+		}
+		return err
+	}
+	for i := range 3 {
+		if err := get(); err != nil {
+			t.Fatalf("request %d after idling %v: %v", i, bound*3/2, err)
+		}
+		time.Sleep(bound * 3 / 2)
+	}
+	for start := time.Now(); time.Since(start) < 3*bound; {
+		if err := get(); err != nil {
+			t.Fatalf("a quick request %v into the connection: %v", time.Since(start), err)
+		}
+	}
+}

@@ -49,11 +49,27 @@ func newServer(h http.Handler, tlsConfig *tls.Config, public bool, logger *slog.
 	}
 	if public {
 		// Its requests are GETs without a body: the whole request within the
-		// header's bound. Equal bounds also spare net/http one deadline
-		// change per request.
-		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = 5*time.Second, 5*time.Second, 30*time.Second
+		// header's bound. Its connections bound their writes themselves
+		// (limitedConn), at a lower cost per request than WriteTimeout: its
+		// handlers answer from memory, so a bound on each write is a bound
+		// on the response.
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout, srv.WriteTimeout = 5*time.Second, 5*time.Second, 30*time.Second, 0
 	}
 	return srv
+}
+
+// publicWriteTimeout bounds each write on a public listener's connections.
+const publicWriteTimeout = 30 * time.Second
+
+// prepare returns the server of l and its listener within the connection
+// caps, which bounds the writes of a public listener.
+func prepare(l Listener, logger *slog.Logger) (*http.Server, *limitListener) {
+	srv := newServer(l.Handler, l.TLS, l.Public, logger)
+	ln := limitConns(l.Net, maxConns, maxConnsPerAddr)
+	if l.Public {
+		ln.writeTimeout = publicWriteTimeout
+	}
+	return srv, ln
 }
 
 // shutdownGrace bounds how long a shutdown waits for the requests in flight
@@ -73,8 +89,7 @@ func Serve(ctx context.Context, logger *slog.Logger, listeners ...Listener) erro
 func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, listeners ...Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
-		srv := newServer(l.Handler, l.TLS, l.Public, logger)
-		ln := limitConns(l.Net, maxConns, maxConnsPerAddr)
+		srv, ln := prepare(l, logger)
 		var active atomic.Int64 // connections with a request in flight
 		srv.ConnState = func(_ net.Conn, st http.ConnState) {
 			switch st {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +24,8 @@ import (
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/test/workloadapitest"
 )
 
-// bareEnv makes the test binary a bare net/http server writing fixed bytes:
-// the ceiling for a Go server on this machine.
+// bareEnv makes the test binary a bare net/http server writing fixed bytes
+// and headers: the ceiling for a Go server on this machine.
 const bareEnv = "SPIRE_BENCH_BARE"
 
 func init() {
@@ -31,24 +34,62 @@ func init() {
 	}
 }
 
-// serveBare serves $BARE_DISCOVERY at /.well-known/openid-configuration and
-// $BARE_KEYS at /keys on a loopback port, over TLS when $BARE_CERT is set,
-// and prints the address.
+// serveBare serves the documents saved in $BARE_DIR (saveBare) at their
+// paths on a loopback port, over TLS when $BARE_CERT is set, and prints the
+// address.
 func serveBare() int {
-	discovery, err1 := os.ReadFile(os.Getenv("BARE_DISCOVERY"))
-	keys, err2 := os.ReadFile(os.Getenv("BARE_KEYS"))
-	if err1 != nil || err2 != nil {
-		fmt.Fprintln(os.Stderr, err1, err2)
-		return 1
+	var docs []procbench.Document
+	for _, doc := range []string{"keys", "discovery"} {
+		d := procbench.Document{Path: docPath(doc)}
+		body, err1 := os.ReadFile(filepath.Join(os.Getenv("BARE_DIR"), doc+".json"))
+		header, err2 := os.ReadFile(filepath.Join(os.Getenv("BARE_DIR"), doc+".header.json"))
+		if err := errors.Join(err1, err2, json.Unmarshal(header, &d.Header)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		d.Body = body
+		docs = append(docs, d)
 	}
-	mux := http.NewServeMux()
-	for path, body := range map[string][]byte{"/.well-known/openid-configuration": discovery, "/keys": keys} {
-		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(body)
-		})
+	return procbench.Serve(procbench.Bare(docs...), os.Getenv("BARE_CERT"), os.Getenv("BARE_KEY"))
+}
+
+// saveBare saves gw's documents with the headers it sends with them (but
+// Date, which net/http writes for every server) for serveBare, and says
+// where another build of the gateway serves other bytes.
+func saveBare(b *testing.B, c *http.Client, gw target, others []target, dir string) {
+	b.Helper()
+	for _, doc := range []string{"keys", "discovery"} {
+		body, header := fetch(b, c, gw, docPath(doc))
+		header.Del("Date")
+		hj, err := json.Marshal(header)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := errors.Join(os.WriteFile(filepath.Join(dir, doc+".json"), body, 0o600), os.WriteFile(filepath.Join(dir, doc+".header.json"), hj, 0o600)); err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range others {
+			if other, _ := fetch(b, c, t, docPath(doc)); !bytes.Equal(other, body) {
+				fmt.Fprintf(os.Stderr, "%s: %s serves %d bytes, %s %d: the bare handler serves %s's\n",
+					doc, t.name, len(other), gw.name, len(body), gw.name)
+			}
+		}
 	}
-	return procbench.Serve(mux, os.Getenv("BARE_CERT"), os.Getenv("BARE_KEY"))
+}
+
+// sameAsGateway fails unless bare answers both documents with the bytes and
+// headers of gw, Date aside.
+func sameAsGateway(b *testing.B, c *http.Client, gw, bare target) {
+	b.Helper()
+	for _, doc := range []string{"keys", "discovery"} {
+		gb, gh := fetch(b, c, gw, docPath(doc))
+		bb, bh := fetch(b, c, bare, docPath(doc))
+		gh.Del("Date")
+		bh.Del("Date")
+		if !bytes.Equal(gb, bb) || !reflect.DeepEqual(gh, bh) {
+			b.Fatalf("%s %s: the bare handler answers\n%v\n%s\n%s answers\n%v\n%s", bare.scheme, doc, bh, bb, gw.name, gh, gb)
+		}
+	}
 }
 
 // target is one server under load.
@@ -143,21 +184,11 @@ workload_api {
 		targets = append(targets, target{name: "spire-odp", scheme: scheme, addr: odpAddr, proc: odp})
 	}
 
-	// The bare handler serves the first gateway build's bytes; another
-	// build's may differ.
-	client := newClient(pool, 1)
-	for _, doc := range []string{"keys", "discovery"} {
-		body := fetchBody(b, client, targets[0], docPath(doc))
-		os.WriteFile(filepath.Join(dir, doc+".json"), body, 0o600)
-		for _, t := range targets[1:len(builds)] {
-			if other := fetchBody(b, client, t, docPath(doc)); !bytes.Equal(other, body) {
-				fmt.Fprintf(os.Stderr, "%s: %s serves %d bytes, %s %d: the bare handler serves %s's\n",
-					doc, t.name, len(other), targets[0].name, len(body), targets[0].name)
-			}
-		}
-	}
+	// The bare handler serves the first gateway build's bytes and headers;
+	// another build's may differ.
+	saveBare(b, newClient(pool, 1), targets[0], targets[1:len(builds)], dir)
 	for _, scheme := range []string{"http", "https"} {
-		env := []string{bareEnv + "=1", "BARE_DISCOVERY=" + filepath.Join(dir, "discovery.json"), "BARE_KEYS=" + filepath.Join(dir, "keys.json")}
+		env := []string{bareEnv + "=1", "BARE_DIR=" + dir}
 		if scheme == "https" {
 			env = append(env, "BARE_CERT="+paths.Cert, "BARE_KEY="+paths.Key)
 		}
@@ -166,6 +197,13 @@ workload_api {
 	}
 	for _, t := range targets {
 		waitServing(b, newClient(pool, 1), t)
+	}
+	for _, bare := range targets {
+		for _, gw := range targets {
+			if bare.name == "bare" && gw.name == targets[0].name && gw.scheme == bare.scheme {
+				sameAsGateway(b, newClient(pool, 1), gw, bare)
+			}
+		}
 	}
 
 	for _, doc := range []string{"keys", "discovery"} {
@@ -225,7 +263,9 @@ func newClient(pool *x509.CertPool, conns int) *http.Client {
 	}}
 }
 
-func fetchBody(b *testing.B, c *http.Client, t target, path string) []byte {
+// fetch returns the body and header of t's document at path once it is
+// served with both keys.
+func fetch(b *testing.B, c *http.Client, t target, path string) ([]byte, http.Header) {
 	b.Helper()
 	var body []byte
 	deadline := time.Now().Add(20 * time.Second)
@@ -236,7 +276,7 @@ func fetchBody(b *testing.B, c *http.Client, t target, path string) []byte {
 			resp.Body.Close()
 			// Wait for both keys: the second reaches each server by itself.
 			if resp.StatusCode == 200 && (path != "/keys" || strings.Count(string(body), `"kid"`) == 2) {
-				return body
+				return body, resp.Header
 			}
 		}
 		if time.Now().After(deadline) {
@@ -249,6 +289,6 @@ func fetchBody(b *testing.B, c *http.Client, t target, path string) []byte {
 func waitServing(b *testing.B, c *http.Client, t target) {
 	b.Helper()
 	for _, p := range []string{"/keys", "/.well-known/openid-configuration"} {
-		fetchBody(b, c, t, p)
+		fetch(b, c, t, p)
 	}
 }

@@ -23,8 +23,10 @@ type limitListener struct {
 	net.Listener
 	max, perAddr int
 	// writeTimeout, when set, bounds every write on the listener's
-	// connections in place of http.Server.WriteTimeout (see limitedConn).
-	writeTimeout time.Duration
+	// connections in place of http.Server.WriteTimeout, and readSlack lets
+	// a read deadline stand when asked to move it later by less (see
+	// limitedConn).
+	writeTimeout, readSlack time.Duration
 
 	mu     sync.Mutex
 	total  int
@@ -54,7 +56,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, addr: addr, writeTimeout: l.writeTimeout}, nil
+		return &limitedConn{Conn: c, l: l, addr: addr, writeTimeout: l.writeTimeout, readSlack: l.readSlack}, nil
 	}
 }
 
@@ -85,6 +87,14 @@ func hostOf(a net.Addr) string {
 // bound and at most the bound, for the price of one monotonic clock read,
 // and the deadline moves about once per sixteenth of the bound per
 // connection. The write deadlines net/http and crypto/tls set are ignored.
+//
+// With a readSlack it leaves its read deadline in place when asked to move
+// it later by less than readSlack, or to set it again: net/http sets the
+// header's deadline when a request's first bytes arrive and, microseconds
+// later, the whole request's, the same when the two bounds are (as on a
+// public listener), and clears a cleared deadline. A request is then bound
+// at most readSlack more tightly than asked, and each request spares a
+// deadline change.
 type limitedConn struct {
 	net.Conn
 	l        *limitListener
@@ -93,6 +103,9 @@ type limitedConn struct {
 
 	writeTimeout time.Duration
 	armed        atomic.Int64 // when the write deadline was set, as time.Since(epoch); 0: never
+
+	readSlack    time.Duration
+	readDeadline atomic.Int64 // the read deadline set, in Unix nanoseconds; 0: none
 }
 
 func (c *limitedConn) Close() error {
@@ -131,4 +144,22 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 		return c.SetReadDeadline(t)
 	}
 	return c.Conn.SetDeadline(t)
+}
+
+func (c *limitedConn) SetReadDeadline(t time.Time) error {
+	if c.readSlack == 0 {
+		return c.Conn.SetReadDeadline(t)
+	}
+	var next int64
+	if !t.IsZero() {
+		next = t.UnixNano()
+	}
+	if cur := c.readDeadline.Load(); next == cur || cur != 0 && next > cur && next-cur < int64(c.readSlack) {
+		return nil
+	}
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	c.readDeadline.Store(next)
+	return nil
 }

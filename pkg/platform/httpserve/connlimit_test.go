@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,27 +84,31 @@ func TestPublicListenerHasShorterTimeouts(t *testing.T) {
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// servePublic serves h as a public listener does, with writes bounded by
-// writeTimeout, and returns its address.
-func servePublic(t *testing.T, writeTimeout time.Duration, h http.Handler) string {
+// servePublic serves h as a public listener does, with its bounds changed
+// by adjust, and returns its address.
+func servePublic(t *testing.T, h http.Handler, adjust func(*http.Server, *limitListener)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	limited := limitConns(ln, 10, 10)
-	limited.writeTimeout = writeTimeout
-	srv := newServer(h, nil, true, discard())
+	srv, limited := prepare(Listener{Net: ln, Handler: h, Public: true}, discard())
+	adjust(srv, limited)
 	go func() { _ = srv.Serve(limited) }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// writeBound sets the public listener's write bound.
+func writeBound(d time.Duration) func(*http.Server, *limitListener) {
+	return func(_ *http.Server, l *limitListener) { l.writeTimeout = d }
 }
 
 // TestPublicListenerBoundsSlowReaders: a client that never reads its
 // response holds the connection no longer than the write bound.
 func TestPublicListenerBoundsSlowReaders(t *testing.T) {
 	failed := make(chan error, 1)
-	addr := servePublic(t, 200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := servePublic(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		chunk := make([]byte, 1<<16)
 		for range 1 << 12 { // 256 MiB, beyond any socket buffer
 			if _, err := w.Write(chunk); err != nil {
@@ -112,7 +117,7 @@ func TestPublicListenerBoundsSlowReaders(t *testing.T) {
 			}
 		}
 		failed <- nil
-	}))
+	}), writeBound(200*time.Millisecond))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -121,13 +126,20 @@ func TestPublicListenerBoundsSlowReaders(t *testing.T) {
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
+	cutOff(t, failed, "writing 256 MiB to a client that reads nothing")
+}
+
+// cutOff fails unless a handler reports, within 20 s, that what it did
+// failed: a bound cut it off.
+func cutOff(t *testing.T, outcome <-chan error, what string) {
+	t.Helper()
 	select {
-	case err := <-failed:
+	case err := <-outcome:
 		if err == nil {
-			t.Fatal("256 MiB were written to a client that reads nothing")
+			t.Errorf("%s: it was not cut off", what)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("a write to a client that reads nothing was not cut off")
+		t.Fatalf("%s: the handler never returned", what)
 	}
 }
 
@@ -136,7 +148,7 @@ func TestPublicListenerBoundsSlowReaders(t *testing.T) {
 // time longer than the bound or after many quick requests.
 func TestPublicListenerWritesAfterIdlingPastTheBound(t *testing.T) {
 	const bound = 100 * time.Millisecond
-	addr := servePublic(t, bound, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	addr := servePublic(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }), writeBound(bound))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -169,4 +181,60 @@ func TestPublicListenerWritesAfterIdlingPastTheBound(t *testing.T) {
 			t.Fatalf("a quick request %v into the connection: %v", time.Since(start), err)
 		}
 	}
+}
+
+// TestPublicListenerBoundsSlowRequests: on a keep-alive connection of a
+// public listener, whose deadlines are set more lazily than net/http's,
+// a request whose header or body trickles in is still cut off.
+func TestPublicListenerBoundsSlowRequests(t *testing.T) {
+	bodies := make(chan error, 1)
+	addr := servePublic(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_, err := io.ReadAll(r.Body)
+			bodies <- err
+		}
+		_, _ = io.WriteString(w, "ok")
+	}), func(srv *http.Server, _ *limitListener) {
+		srv.ReadHeaderTimeout, srv.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	// open returns a connection that has had one request answered.
+	open := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1024)
+		if n, err := c.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "ok") {
+			t.Fatalf("the first request: %q %v", buf[:n], err)
+		}
+		return c
+	}
+
+	header := open()
+	if _, err := io.WriteString(header, "GET / HTTP/1.1\r\nHo"); err != nil {
+		t.Fatal(err)
+	}
+	// net/http answers 400 to a header cut off, and closes the connection.
+	if got, err := io.ReadAll(header); err != nil || !strings.HasPrefix(string(got), "HTTP/1.1 400 ") {
+		t.Errorf("a header that never ends: %q, %v", got, err)
+	}
+
+	body := open()
+	if _, err := io.WriteString(body, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 40 { // 4 s in all
+			if _, err := body.Write([]byte{'a'}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	cutOff(t, bodies, "reading a body trickling in for longer than ReadTimeout")
 }

@@ -58,8 +58,13 @@ func newServer(h http.Handler, tlsConfig *tls.Config, public bool, logger *slog.
 	return srv
 }
 
-// publicWriteTimeout bounds each write on a public listener's connections.
-const publicWriteTimeout = 30 * time.Second
+// A public listener's connections bound each write by publicWriteTimeout
+// and may bound a request's reads up to publicReadSlack more tightly than
+// ReadTimeout (limitedConn).
+const (
+	publicWriteTimeout = 30 * time.Second
+	publicReadSlack    = 50 * time.Millisecond
+)
 
 // prepare returns the server of l and its listener within the connection
 // caps, which bounds the writes of a public listener.
@@ -67,7 +72,7 @@ func prepare(l Listener, logger *slog.Logger) (*http.Server, *limitListener) {
 	srv := newServer(l.Handler, l.TLS, l.Public, logger)
 	ln := limitConns(l.Net, maxConns, maxConnsPerAddr)
 	if l.Public {
-		ln.writeTimeout = publicWriteTimeout
+		ln.writeTimeout, ln.readSlack = publicWriteTimeout, publicReadSlack
 	}
 	return srv, ln
 }

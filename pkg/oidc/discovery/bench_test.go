@@ -75,7 +75,8 @@ func (w *discardWriter) WriteHeader(int)             {}
 // in-process through net/http (the gateway on httpserve's public listener,
 // the bare handler on procbench's bare server), so that allocs/op and the
 // process's CPU time per request hold everything a server does per request
-// but the system calls.
+// but the system calls; level=tcp serves them so over loopback TCP to
+// in-process clients (loopbackLoad), deadlines and system calls included.
 func BenchmarkProvider(b *testing.B) {
 	f := &fixture{src: newSource()}
 	var err error
@@ -95,15 +96,16 @@ func BenchmarkProvider(b *testing.B) {
 		docs = append(docs, procbench.Document{Path: path, Header: rec.Header(), Body: rec.Body.Bytes()})
 	}
 	bare := procbench.Bare(docs...)
-	servers := map[string]func(net.Listener){
-		"gateway": func(l net.Listener) {
+	// servers serve l until stop is closed.
+	servers := map[string]func(l net.Listener, stop <-chan struct{}){
+		"gateway": func(l net.Listener, stop <-chan struct{}) {
 			ctx, cancel := context.WithCancel(context.Background())
-			go func() { <-l.(*oneConn).conn.closed; cancel() }()
+			go func() { <-stop; cancel() }()
 			_ = httpserve.Serve(ctx, slog.New(slog.DiscardHandler), httpserve.Listener{Name: "oidc", Net: l, Handler: chain, Public: true})
 		},
-		"bare": func(l net.Listener) {
+		"bare": func(l net.Listener, stop <-chan struct{}) {
 			srv := procbench.NewServer(bare)
-			go func() { <-l.(*oneConn).conn.closed; _ = srv.Close() }()
+			go func() { <-stop; _ = srv.Close() }()
 			_ = srv.Serve(l)
 		},
 	}
@@ -127,7 +129,7 @@ func BenchmarkProvider(b *testing.B) {
 				b.ReportAllocs()
 				cpu := processCPU(b)
 				b.ResetTimer()
-				servers[name](&oneConn{conn: c, done: make(chan struct{})})
+				servers[name](&oneConn{conn: c, done: make(chan struct{})}, c.closed)
 				b.StopTimer()
 				// The machine's cores are shared: the process's own CPU time
 				// per request holds better than the wall clock's ns/op.
@@ -135,6 +137,9 @@ func BenchmarkProvider(b *testing.B) {
 				if !bytes.HasPrefix(c.first, []byte("HTTP/1.1 200 OK\r\n")) {
 					b.Fatalf("the first response:\n%s", c.first)
 				}
+			})
+			b.Run("doc="+doc+"/server="+name+"/level=tcp", func(b *testing.B) {
+				loopbackLoad(b, servers[name], "GET "+path+" HTTP/1.1\r\nHost: oidc.example.org\r\nUser-Agent: Go-http-client/1.1\r\n\r\n")
 			})
 		}
 	}

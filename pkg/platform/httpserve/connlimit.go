@@ -1,7 +1,9 @@
 package httpserve
 
 import (
+	"crypto/tls"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +33,11 @@ type limitListener struct {
 	mu     sync.Mutex
 	total  int
 	byAddr map[string]int
+	conns  map[*limitedConn]struct{} // open
 }
 
 func limitConns(l net.Listener, max, perAddr int) *limitListener {
-	return &limitListener{Listener: l, max: max, perAddr: perAddr, byAddr: map[string]int{}}
+	return &limitListener{Listener: l, max: max, perAddr: perAddr, byAddr: map[string]int{}, conns: map[*limitedConn]struct{}{}}
 }
 
 // Accept returns the next connection within the caps.
@@ -44,28 +47,57 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := hostOf(c.RemoteAddr())
+		lc := &limitedConn{Conn: c, l: l, addr: hostOf(c.RemoteAddr()), writeTimeout: l.writeTimeout, readSlack: l.readSlack}
 		l.mu.Lock()
-		ok := l.total < l.max && l.byAddr[addr] < l.perAddr
+		ok := l.total < l.max && l.byAddr[lc.addr] < l.perAddr
 		if ok {
 			l.total++
-			l.byAddr[addr]++
+			l.byAddr[lc.addr]++
+			l.conns[lc] = struct{}{}
 		}
 		l.mu.Unlock()
 		if !ok {
 			_ = c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, addr: addr, writeTimeout: l.writeTimeout, readSlack: l.readSlack}, nil
+		return lc, nil
 	}
 }
 
-func (l *limitListener) release(addr string) {
+func (l *limitListener) release(c *limitedConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
-	if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
-		delete(l.byAddr, addr)
+	if l.byAddr[c.addr]--; l.byAddr[c.addr] <= 0 {
+		delete(l.byAddr, c.addr)
+	}
+	delete(l.conns, c)
+}
+
+// inFlight is how many open connections have a request in flight.
+func (l *limitListener) inFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for c := range l.conns {
+		if c.active.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// markActive is an http.Server's ConnState hook: it flags whether a request
+// is in flight on each connection, for inFlight. A flag of the
+// connection's own, rather than a counter of the listener's, which every
+// request would write twice from both cores; and a connection closed after
+// its response (never idle) is no longer counted once it is closed.
+func markActive(nc net.Conn, st http.ConnState) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if c, ok := nc.(*limitedConn); ok {
+		c.active.Store(st == http.StateActive)
 	}
 }
 
@@ -86,7 +118,8 @@ func hostOf(a net.Addr) string {
 // it, or sets it again: every write may block for at least 15/16 of the
 // bound and at most the bound, for the price of one monotonic clock read,
 // and the deadline moves about once per sixteenth of the bound per
-// connection. The write deadlines net/http and crypto/tls set are ignored.
+// connection. The write deadlines net/http, crypto/tls and handlers (through
+// http.ResponseController) set are ignored.
 //
 // With a readSlack it leaves its read deadline in place when asked to move
 // it later by less than readSlack, or to set it again: net/http sets the
@@ -100,6 +133,7 @@ type limitedConn struct {
 	l        *limitListener
 	addr     string
 	released atomic.Bool
+	active   atomic.Bool // a request is in flight (markActive)
 
 	writeTimeout time.Duration
 	armed        atomic.Int64 // when the write deadline was set, as time.Since(epoch); 0: never
@@ -110,7 +144,7 @@ type limitedConn struct {
 
 func (c *limitedConn) Close() error {
 	if c.released.CompareAndSwap(false, true) {
-		c.l.release(c.addr)
+		c.l.release(c)
 	}
 	return c.Conn.Close()
 }

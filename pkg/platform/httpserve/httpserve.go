@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -95,15 +94,7 @@ func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, 
 	g, ctx := errgroup.WithContext(ctx)
 	for _, l := range listeners {
 		srv, ln := prepare(l, logger)
-		var active atomic.Int64 // connections with a request in flight
-		srv.ConnState = func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateActive:
-				active.Add(1)
-			case http.StateIdle, http.StateHijacked:
-				active.Add(-1)
-			}
-		}
+		srv.ConnState = markActive
 		g.Go(func() error {
 			var err error
 			if l.TLS != nil {
@@ -119,11 +110,11 @@ func serveWithin(ctx context.Context, logger *slog.Logger, grace time.Duration, 
 		g.Go(func() error {
 			<-ctx.Done()
 			start := time.Now()
-			logger.Info("shutting down: no new connections; waiting for the requests in flight", "listener", l.Name, "in_flight", active.Load(), "bound", grace)
+			logger.Info("shutting down: no new connections; waiting for the requests in flight", "listener", l.Name, "in_flight", ln.inFlight(), "bound", grace)
 			shutdown, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
 			if err := srv.Shutdown(shutdown); err != nil {
-				logger.Warn("shutdown bound reached: closing the connections still open", "listener", l.Name, "in_flight", active.Load(), "waited", time.Since(start).Round(time.Millisecond))
+				logger.Warn("shutdown bound reached: closing the connections still open", "listener", l.Name, "in_flight", ln.inFlight(), "waited", time.Since(start).Round(time.Millisecond))
 				return srv.Close()
 			}
 			logger.Info("stopped: every request in flight answered", "listener", l.Name, "waited", time.Since(start).Round(time.Millisecond))

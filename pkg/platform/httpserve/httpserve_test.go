@@ -99,3 +99,38 @@ func TestShutdownIsBounded(t *testing.T) {
 		t.Errorf("the logs do not say the bound was reached:\n%s", logs)
 	}
 }
+
+// TestShutdownCountsOnlyRequestsInFlight: requests answered before the
+// shutdown, on connections kept alive or closed after them, are not
+// counted as in flight.
+func TestShutdownCountsOnlyRequestsInFlight(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- serveWithin(ctx, slog.New(slog.NewTextHandler(&buf, nil)), time.Minute, Listener{Name: "test", Net: ln,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })})
+	}()
+	for _, close := range []bool{false, true, true} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String(), nil)
+		req.Close = close // Connection: close, so the server closes the connection after the response
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(100 * time.Millisecond) // the server sees the closes
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if logs := buf.String(); !strings.Contains(logs, "in_flight=0") {
+		t.Errorf("requests answered before the shutdown were counted as in flight:\n%s", logs)
+	}
+}

@@ -54,7 +54,7 @@ func (s *Server) verifyCertificateAssertion(r *http.Request, req tokenRequest, c
 		}
 		return notRegistered(cl, "", "The key was not found.")
 	}
-	creds, err := s.store.ListKeyCredentials(r.Context(), cl.OwnerID)
+	creds, err := req.dir.ListKeyCredentials(r.Context(), cl.OwnerID)
 	if err != nil {
 		return fmt.Errorf("list key credentials: %w", err)
 	}

@@ -38,14 +38,14 @@ func (s *Server) authenticate(r *http.Request, req tokenRequest, cl client, secr
 		if tok := certificateAssertion(assertion, cl.AppID); tok != nil {
 			err = s.verifyCertificateAssertion(r, req, cl, tok)
 		} else {
-			err = s.verifyFederatedAssertion(r, cl, assertion)
+			err = s.verifyFederatedAssertion(r, req, cl, assertion)
 		}
 		if err != nil {
 			return authResult{}, err
 		}
 		return authResult{client: cl, acr: "2"}, nil
 	case secret != "":
-		if err := s.verifySecret(r, cl, secret); err != nil {
+		if err := s.verifySecret(r, req, cl, secret); err != nil {
 			return authResult{}, err
 		}
 		return authResult{client: cl, acr: "1"}, nil
@@ -55,8 +55,8 @@ func (s *Server) authenticate(r *http.Request, req tokenRequest, cl client, secr
 
 // verifyFederatedAssertion checks an external JWT against the client's
 // federated identity credentials.
-func (s *Server) verifyFederatedAssertion(r *http.Request, cl client, assertion string) error {
-	creds, err := s.store.ListFederatedCredentials(r.Context(), cl.OwnerID)
+func (s *Server) verifyFederatedAssertion(r *http.Request, req tokenRequest, cl client, assertion string) error {
+	creds, err := req.dir.ListFederatedCredentials(r.Context(), cl.OwnerID)
 	if err != nil {
 		return fmt.Errorf("list federated credentials: %w", err)
 	}
@@ -66,7 +66,7 @@ func (s *Server) verifyFederatedAssertion(r *http.Request, cl client, assertion 
 
 // verifySecret checks a client secret against the application's password
 // credentials; managed identities have none.
-func (s *Server) verifySecret(r *http.Request, cl client, secret string) error {
+func (s *Server) verifySecret(r *http.Request, req tokenRequest, cl client, secret string) error {
 	if !cl.Application {
 		return invalidSecret(cl)
 	}
@@ -77,7 +77,7 @@ func (s *Server) verifySecret(r *http.Request, cl client, secret string) error {
 	if wait := max(s.sourceFailures.blocked(sourceKey, now), s.clientFailures.blocked(clientKey, now)); wait > 0 {
 		return throttled(wait)
 	}
-	creds, err := s.store.ListPasswordCredentials(r.Context(), cl.OwnerID)
+	creds, err := req.dir.ListPasswordCredentials(r.Context(), cl.OwnerID)
 	if err != nil {
 		return fmt.Errorf("list password credentials: %w", err)
 	}

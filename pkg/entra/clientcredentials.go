@@ -26,7 +26,7 @@ func (s *Server) clientCredentials(r *http.Request, req tokenRequest) (grant, er
 	if err != nil {
 		return grant{}, err
 	}
-	cl, err := s.resolveClient(ctx, req.tenant, strings.ToLower(clientID))
+	cl, err := resolveClient(ctx, req, strings.ToLower(clientID))
 	if err != nil {
 		return grant{}, err
 	}
@@ -35,11 +35,11 @@ func (s *Server) clientCredentials(r *http.Request, req tokenRequest) (grant, er
 		return grant{}, err
 	}
 	resourceName = resourceAlias(r, resourceName)
-	res, err := s.resolveResource(ctx, req.tenant, resourceName)
+	res, err := resolveResource(ctx, req, resourceName)
 	if err != nil {
 		return grant{}, err
 	}
-	roles, err := s.roles(ctx, cl.PrincipalID, res)
+	roles, err := grantedRoles(ctx, req, cl.PrincipalID, res)
 	if err != nil {
 		return grant{}, err
 	}

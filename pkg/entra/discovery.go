@@ -52,7 +52,11 @@ func (s *Server) tenantSegment(r *http.Request) (string, error) {
 	if strings.EqualFold(name, adfs) && s.opts.defaultTenant != "" {
 		name = s.opts.defaultTenant
 	}
-	t, err := s.resolveTenant(r.Context(), name)
+	dir, err := s.view(r.Context())
+	if err != nil {
+		return "", err
+	}
+	t, err := resolveTenant(r.Context(), dir, name)
 	if err != nil {
 		return "", err
 	}

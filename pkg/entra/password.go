@@ -26,7 +26,7 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 			return grant{}, missing(name)
 		}
 	}
-	cl, err := s.resolveClient(ctx, req.tenant, strings.ToLower(req.form.Get("client_id")))
+	cl, err := resolveClient(ctx, req, strings.ToLower(req.form.Get("client_id")))
 	if err != nil {
 		return grant{}, err
 	}
@@ -56,7 +56,7 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	resourceName = resourceAlias(r, resourceName)
 	// Everything cheap is checked before the password: the resource and
 	// the scopes, then the lockouts.
-	res, err := s.resolveResource(ctx, req.tenant, resourceName)
+	res, err := resolveResource(ctx, req, resourceName)
 	if err != nil {
 		return grant{}, err
 	}
@@ -73,7 +73,7 @@ func (s *Server) password(r *http.Request, req tokenRequest) (grant, error) {
 	if wait := s.clientFailures.blocked(clientKey, now); wait > 0 {
 		return grant{}, throttled(wait)
 	}
-	user, err := s.store.GetUserByUPN(ctx, req.tenant.ID, upn)
+	user, err := req.dir.GetUserByUPN(ctx, req.tenant.ID, upn)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return grant{}, fmt.Errorf("get user: %w", err)

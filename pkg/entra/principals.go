@@ -11,23 +11,34 @@ import (
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/readcache"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
+
+// view is the directory as it stands when a request begins: every lookup
+// of the request goes through it, one generation read for all of them.
+func (s *Server) view(ctx context.Context) (readcache.View, error) {
+	v, err := s.directory.View(ctx)
+	if err != nil {
+		return v, fmt.Errorf("directory generation: %w", err)
+	}
+	return v, nil
+}
 
 // Each resolver returns the object, or an error: an *aadsts.Error when the
 // object is not there, or the store's failure (answered with 503).
 
 // resolveTenant finds a tenant by id or by verified domain; a name that is
 // neither a GUID nor a domain is refused before any lookup, as Entra does.
-func (s *Server) resolveTenant(ctx context.Context, name string) (store.Tenant, error) {
+func resolveTenant(ctx context.Context, dir readcache.View, name string) (store.Tenant, error) {
 	var t store.Tenant
 	var err error
 	if _, perr := uuid.Parse(name); perr == nil {
-		t, err = s.store.GetTenant(ctx, strings.ToLower(name))
+		t, err = dir.GetTenant(ctx, strings.ToLower(name))
 	} else if !isDomain(name) {
 		return t, aadsts.New(aadsts.InvalidTenantIdentifier, "Specified tenant identifier '%s' is neither a valid DNS name, nor a valid external domain.", name)
 	} else {
-		t, err = s.store.GetTenantByDomain(ctx, strings.ToLower(name))
+		t, err = dir.GetTenantByDomain(ctx, strings.ToLower(name))
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return t, aadsts.New(aadsts.TenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", name)
@@ -54,11 +65,12 @@ type client struct {
 	Public bool
 }
 
-func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID string) (client, error) {
+func resolveClient(ctx context.Context, req tokenRequest, clientID string) (client, error) {
+	t := req.tenant
 	if clientID == uuid.Nil.String() {
 		return client{}, aadsts.New(aadsts.InvalidApplicationID, "%s is not a valid application identifier.", clientID)
 	}
-	app, sp, err := s.store.GetApplicationWithPrincipalByAppID(ctx, t.ID, clientID)
+	app, sp, err := req.dir.GetApplicationWithPrincipalByAppID(ctx, t.ID, clientID)
 	if err == nil {
 		if sp.ObjectID == "" {
 			return client{}, aadsts.New(aadsts.MissingServicePrincipal, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", app.AppID, t.ID)
@@ -68,7 +80,7 @@ func (s *Server) resolveClient(ctx context.Context, t store.Tenant, clientID str
 	if !errors.Is(err, store.ErrNotFound) {
 		return client{}, fmt.Errorf("get application: %w", err)
 	}
-	mi, err := s.store.GetManagedIdentityByClientID(ctx, t.ID, clientID)
+	mi, err := req.dir.GetManagedIdentityByClientID(ctx, t.ID, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return client{}, notFoundApp(clientID, t)
 	}
@@ -99,18 +111,19 @@ type resource struct {
 // with or without one trailing slash (azure-mgmt-* asks for
 // https://management.azure.com, az for https://management.azure.com/), or
 // by appId, with or without an api:// prefix and a trailing slash.
-func (s *Server) resolveResource(ctx context.Context, t store.Tenant, name string) (resource, error) {
-	app, sp, err := s.store.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, name)
+func resolveResource(ctx context.Context, req tokenRequest, name string) (resource, error) {
+	t := req.tenant
+	app, sp, err := req.dir.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		other := name + "/"
 		if trimmed, ok := strings.CutSuffix(name, "/"); ok && !strings.HasSuffix(trimmed, "/") {
 			other = trimmed
 		}
-		app, sp, err = s.store.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, other)
+		app, sp, err = req.dir.GetApplicationWithPrincipalByIdentifierURI(ctx, t.ID, other)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if id := strings.TrimSuffix(strings.TrimPrefix(name, "api://"), "/"); isGUID(id) {
-			app, sp, err = s.store.GetApplicationWithPrincipalByAppID(ctx, t.ID, strings.ToLower(id))
+			app, sp, err = req.dir.GetApplicationWithPrincipalByAppID(ctx, t.ID, strings.ToLower(id))
 		}
 	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && sp.ObjectID == "" {
@@ -161,9 +174,9 @@ func isGUID(s string) bool {
 	return err == nil && len(s) == 36
 }
 
-// roles returns the values of res's app roles granted to principalID.
-func (s *Server) roles(ctx context.Context, principalID string, res resource) ([]string, error) {
-	assignments, err := s.store.ListAppRoleAssignments(ctx, principalID)
+// grantedRoles returns the values of res's app roles granted to principalID.
+func grantedRoles(ctx context.Context, req tokenRequest, principalID string, res resource) ([]string, error) {
+	assignments, err := req.dir.ListAppRoleAssignments(ctx, principalID)
 	if err != nil {
 		return nil, fmt.Errorf("list app role assignments: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/readcache"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 )
@@ -33,10 +34,12 @@ type TokenSigner interface {
 
 // Server is the Entra endpoint.
 type Server struct {
-	store    store.Store
-	verifier AssertionVerifier
-	signer   TokenSigner
-	opts     options
+	// directory answers the lookups of every request, through a view of
+	// the store's generation read once per request.
+	directory *readcache.Cache
+	verifier  AssertionVerifier
+	signer    TokenSigner
+	opts      options
 
 	// Guessing defences: failures per user (smart lockout), per client and
 	// per client from one address, and the bound on password hashing.
@@ -51,6 +54,7 @@ type options struct {
 	maxBody       int64
 	metrics       Metrics
 	defaultTenant string
+	directory     *readcache.Cache
 }
 
 // Option configures a Server.
@@ -77,6 +81,10 @@ func WithMetrics(m Metrics) Option { return func(o *options) { o.metrics = m } }
 // posts to the token_endpoint found there, this tenant's v2.0 endpoint.
 func WithDefaultTenant(id string) Option { return func(o *options) { o.defaultTenant = id } }
 
+// WithReadCache looks the directory up through c, a cache of the store the
+// Server is given; without it, the Server keeps a cache of its own.
+func WithReadCache(c *readcache.Cache) Option { return func(o *options) { o.directory = c } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -90,7 +98,10 @@ func New(s store.Store, v AssertionVerifier, sg TokenSigner, opts ...Option) *Se
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Server{store: s, verifier: v, signer: sg, opts: o,
+	if o.directory == nil {
+		o.directory = readcache.New(s)
+	}
+	return &Server{directory: o.directory, verifier: v, signer: sg, opts: o,
 		userFailures:   newFailureCounter(userFailures, failureWindow),
 		clientFailures: newFailureCounter(clientFailures, failureWindow),
 		sourceFailures: newFailureCounter(sourceFailures, failureWindow),

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/readcache"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/aadsts"
 )
 
@@ -25,6 +26,9 @@ type tokenRequest struct {
 	form    url.Values
 	tenant  store.Tenant
 	base    string
+	// dir is the directory at the generation read when the request
+	// began: every lookup of the request goes through it.
+	dir readcache.View
 }
 
 func (s *Server) token(version int) http.HandlerFunc {
@@ -51,11 +55,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, version int
 		return nil, err
 	}
 	*label = grantLabel(form.Get("grant_type"))
-	tenant, err := s.resolveTenant(r.Context(), r.PathValue("tenant"))
+	dir, err := s.view(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	req := tokenRequest{version: version, form: form, tenant: tenant, base: baseURL(r)}
+	tenant, err := resolveTenant(r.Context(), dir, r.PathValue("tenant"))
+	if err != nil {
+		return nil, err
+	}
+	req := tokenRequest{version: version, form: form, tenant: tenant, base: baseURL(r), dir: dir}
 	var g grant
 	switch gt := form.Get("grant_type"); gt {
 	case "":

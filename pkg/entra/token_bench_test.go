@@ -21,8 +21,7 @@ import (
 // token costs beyond the connection, one RSA signature included.
 // go test -run '^$' -bench TokenHandler -benchmem -cpuprofile cpu.out ./pkg/entra/
 func BenchmarkTokenHandler(b *testing.B) {
-	s := stores["sqlite"](b)
-	b.Cleanup(func() { s.Close() })
+	s, _ := stores["sqlite"](b)
 	startFixtureOn(b, s, &fakeVerifier{}, "https://oidc.example.org")
 	m := metrics.New()
 	e := gateway.NewEntra(s, gateway.EntraOptions{Metrics: m, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})

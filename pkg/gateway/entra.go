@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store"
+	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory/store/readcache"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation"
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/entra/federation/expression"
@@ -65,7 +66,11 @@ func NewEntra(s store.Store, opts EntraOptions) *Entra {
 	if opts.IssuerRootCAs != nil {
 		metaOpts = append(metaOpts, issuermeta.WithRootCAs(opts.IssuerRootCAs))
 	}
-	entraOpts := []entra.Option{entra.WithLogger(logger.With("component", "entra")), entra.WithDefaultTenant(opts.DefaultTenant)}
+	// The token endpoint reads the directory through a cache kept under
+	// the store's generation: a write through Graph, ARM, the seed or
+	// another replica is seen by the next token request.
+	entraOpts := []entra.Option{entra.WithLogger(logger.With("component", "entra")), entra.WithDefaultTenant(opts.DefaultTenant),
+		entra.WithReadCache(readcache.New(s))}
 	if opts.Metrics != nil {
 		metaOpts = append(metaOpts, issuermeta.WithFetchObserver(opts.Metrics.IssuerFetch))
 		entraOpts = append(entraOpts, entra.WithMetrics(opts.Metrics))

@@ -352,6 +352,15 @@ type Store interface {
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	DeleteSigningKey(ctx context.Context, id string) error
 
+	// Generation names the state of the whole directory: it changes once
+	// any write has committed, through this handle or, on a shared
+	// database, any other replica's, and reading leaves it as it is. So
+	// what was read while the generation stayed the same is still what
+	// the store holds, and a reader may keep it until the generation
+	// changes (readcache does). It may also change with no directory
+	// write: that costs such a reader a miss, never a stale answer.
+	Generation(ctx context.Context) (string, error)
+
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 	Close() error

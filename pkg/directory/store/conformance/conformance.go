@@ -56,6 +56,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentApplicationUpdates", testConcurrentApplicationUpdates},
 		{"ConcurrentFederatedCredentialUpdates", testConcurrentFederatedUpdates},
 		{"ConcurrentTenantAndUserUpdates", testConcurrentTenantAndUserUpdates},
+		{"Generation", testGeneration},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, another := open(t)

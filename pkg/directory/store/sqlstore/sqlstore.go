@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Store struct {
 	stmts sync.Map // query → *sql.Stmt
 
 	reads atomic.Int64 // statements run by one and QueryContext
+
+	// commits counts the transactions tried on the SQLite file, by every
+	// handle of this process on it: the file's generation (Generation).
+	commits *atomic.Uint64
 
 	// owners are the owners with a federated-credential write in flight
 	// under store.FailIfBusy.
@@ -114,7 +119,7 @@ func OpenSQLite(path string, opts ...SQLiteOption) (*Store, error) {
 	// connection keeps every transaction's view consistent without
 	// SQLITE_BUSY surprises between readers and the writer.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, d: sqliteDialect, name: "sqlite " + path}
+	s := &Store{db: db, d: sqliteDialect, name: "sqlite " + path, commits: commitCounter(path)}
 	if err := s.ready(context.Background()); err != nil {
 		db.Close()
 		return nil, err
@@ -124,6 +129,19 @@ func OpenSQLite(path string, opts ...SQLiteOption) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteCommits holds a commit counter per SQLite file, shared by the
+// handles this process opens on it; no other process writes to the file
+// while the gateway has it (statelock).
+var sqliteCommits sync.Map // absolute path → *atomic.Uint64
+
+func commitCounter(path string) *atomic.Uint64 {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	c, _ := sqliteCommits.LoadOrStore(path, new(atomic.Uint64))
+	return c.(*atomic.Uint64)
 }
 
 // sqliteHeader starts every SQLite database file.
@@ -174,7 +192,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, d: postgresDialect, name: "postgres " + redact(dsn)}
+	s := &Store{db: db, d: postgresDialect, name: "postgres " + redact(dsn), commits: new(atomic.Uint64)}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.ready(pingCtx); err != nil && !errors.Is(err, store.ErrUnavailable) {
@@ -298,7 +316,31 @@ func (s *Store) rawTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		return classify(err)
 	}
-	return classify(tx.Commit())
+	err = tx.Commit()
+	// Counted whatever Commit returned, since a failed commit may still
+	// have been applied, and before the write's caller hears of it: a
+	// reader that starts after the write returns sees a new generation.
+	s.commits.Add(1)
+	return classify(err)
+}
+
+// Generation names the directory's state (store.Store). SQLite's is the
+// count of commits on the file and costs no statement: every write goes
+// through rawTx, and only this process writes to the file.
+//
+// PostgreSQL's is the cluster's current snapshot (xmin:xmax:xids in
+// progress) over 64-bit xids, which never wrap. It changes whenever a
+// transaction ends and never comes back: xmax, one past the latest xid to
+// end, only grows, and xids below it in progress only finish. So two equal
+// snapshots mean that no transaction ended in between, in this database or
+// any other: nothing read between them can have changed. A commit by any replica changes it,
+// and so do writes to other databases of the cluster (a needless miss,
+// never a stale answer). Reads take no xid and leave it as it is.
+func (s *Store) Generation(ctx context.Context) (string, error) {
+	if s.d.name == sqliteDialect.name {
+		return strconv.FormatUint(s.commits.Load(), 10), nil
+	}
+	return one(ctx, s, scanString, "SELECT pg_current_snapshot()::text")
 }
 
 // callerError is an error of an Update function, returned to the caller

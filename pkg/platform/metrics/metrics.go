@@ -19,7 +19,8 @@ import (
 // use.
 type Metrics struct {
 	reg      *prometheus.Registry
-	requests *requestMetrics
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 	issued   *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	fetches  *prometheus.CounterVec
@@ -29,8 +30,14 @@ type Metrics struct {
 // New returns a registry with the Go runtime and process collectors.
 func New() *Metrics {
 	m := &Metrics{
-		reg:      prometheus.NewRegistry(),
-		requests: newRequestMetrics(),
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_http_requests_total", Help: "HTTP requests by listener, route and status code.",
+		}, []string{"listener", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_http_request_duration_seconds", Help: "HTTP request latency by listener and route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"listener", "route"}),
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_tokens_issued_total", Help: "Access tokens issued by grant type.",
 		}, []string{"grant"}),
@@ -44,7 +51,7 @@ func New() *Metrics {
 			Name: "gateway_webhook_admissions_total", Help: "Pods the admission webhook judged, by decision: mutated, unchanged, refused, failed, ignored.",
 		}, []string{"decision"}),
 	}
-	m.reg.MustRegister(m.requests, m.issued, m.refused, m.fetches, m.admitted,
+	m.reg.MustRegister(m.requests, m.latency, m.issued, m.refused, m.fetches, m.admitted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,14 +101,17 @@ func (m *Metrics) KeySetAge(issuer string, changed func() time.Time) {
 // maps a request to one of a fixed set of names, so that clients cannot
 // grow the label set with paths of their choosing.
 func (m *Metrics) Instrument(listener string, route func(*http.Request) string, h http.Handler) http.Handler {
-	// The series of each route and status are looked up once: finding
-	// them by their label values takes the registry's lock.
+	// The series of each route and status are looked up once: finding a
+	// series by its label values hashes them all and takes the vector's lock.
 	var series sync.Map // routeCode → *routeSeries
 	find := func(rc routeCode) *routeSeries {
 		if s, ok := series.Load(rc); ok {
 			return s.(*routeSeries)
 		}
-		s, _ := series.LoadOrStore(rc, m.requests.series(listener, rc.route, rc.code))
+		s, _ := series.LoadOrStore(rc, &routeSeries{
+			requests: m.requests.WithLabelValues(listener, rc.route, strconv.Itoa(rc.code)),
+			latency:  m.latency.WithLabelValues(listener, rc.route),
+		})
 		return s.(*routeSeries)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +122,8 @@ func (m *Metrics) Instrument(listener string, route func(*http.Request) string, 
 		s := find(routeCode{route(r), rw.code})
 		rw.ResponseWriter = nil
 		writers.Put(rw)
-		s.observe((time.Since(epoch) - start).Seconds())
+		s.requests.Inc()
+		s.latency.Observe((time.Since(epoch) - start).Seconds())
 	})
 }
 
@@ -125,6 +136,12 @@ var epoch = time.Now()
 type routeCode struct {
 	route string
 	code  int
+}
+
+// routeSeries are the series of one listener, route and status code.
+type routeSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // writers reuses statusWriters: a handler does not keep its

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/spiffe-entra-gateway/spiffe-entra-gateway/pkg/directory"
@@ -171,6 +172,16 @@ func malformed() error {
 	return aadsts.New(aadsts.InvalidJWT, "JWT token is invalid or malformed.")
 }
 
+// claims are the registered claims read before the signature is checked.
+type claims struct {
+	Issuer   string           `json:"iss"`
+	Subject  string           `json:"sub"`
+	Audience jwt.Audience     `json:"aud"`
+	Expiry   *jwt.NumericDate `json:"exp"`
+	NotBefor *jwt.NumericDate `json:"nbf"`
+	IssuedAt *jwt.NumericDate `json:"iat"`
+}
+
 // parsed is what Verify reads from an assertion before its signature is
 // checked.
 type parsed struct {
@@ -203,8 +214,7 @@ func (v *Verifier) read(assertion string) (*jose.JSONWebSignature, *verified, er
 }
 
 // parse accepts only a compact JWS with one signature by an allowed
-// asymmetric algorithm and no critical headers, and decodes its claims
-// once. The header is read here, by encoding/json, for the refusals Entra
+// asymmetric algorithm and no critical headers, and decodes its claims. The header is read here, by encoding/json, for the refusals Entra
 // gives before a token is malformed (typ, alg, crit), and go-jose's parser
 // still has the last word on the form: both are kept, so that every
 // assertion is refused as it was.
@@ -240,8 +250,12 @@ func (v *Verifier) parse(assertion string) (*jose.JSONWebSignature, parsed, erro
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, parsed{}, malformed()
 	}
-	c, all, err := readClaims(jws.UnsafePayloadWithoutVerification())
-	if err != nil {
+	// Decoded as go-jose's jwt.Claims decodes them; a new assertion is read
+	// once in its life (the verified cache), so twice here costs little.
+	payload := jws.UnsafePayloadWithoutVerification()
+	var c claims
+	var all map[string]any
+	if josejson.Unmarshal(payload, &c) != nil || josejson.Unmarshal(payload, &all) != nil {
 		return nil, parsed{}, malformed()
 	}
 	return jws, parsed{alg: alg, kid: jws.Signatures[0].Header.KeyID, claims: c, all: all}, nil
